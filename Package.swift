@@ -1,0 +1,71 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "echo-lab",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "echo-threads", targets: ["echo-threads"]),
+        .executable(name: "echo-libev", targets: ["echo-libev"]),
+        .executable(name: "echo-tasks", targets: ["echo-tasks"]),
+        .executable(name: "loadgen", targets: ["loadgen"]),
+        .executable(name: "handoff", targets: ["handoff"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    ],
+    targets: [
+        // libev's API is mostly function-like macros; this C target wraps them so Swift can call them.
+        .target(
+            name: "CLibev",
+            linkerSettings: [.linkedLibrary("ev")]  // Debian's libev-dev ships no .pc file
+        ),
+        .target(
+            name: "EchoProtocol",
+            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "echo-threads",
+            dependencies: ["EchoProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "echo-libev",
+            dependencies: ["EchoProtocol", "CLibev", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "echo-tasks",
+            dependencies: [
+                "EchoProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "loadgen",
+            dependencies: [
+                "EchoProtocol", "CLibev",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "loadgen"
+        ),
+        .executableTarget(
+            name: "handoff",
+            dependencies: ["EchoProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        // Deliberately broken echo servers: they prove each conformance check can fail.
+        .executableTarget(
+            name: "broken-echo",
+            dependencies: ["EchoProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Tests/BrokenEcho"
+        ),
+        .testTarget(name: "EchoProtocolTests", dependencies: ["EchoProtocol"]),
+        .testTarget(
+            name: "ConformanceTests",
+            dependencies: ["EchoProtocol", "echo-threads", "echo-libev", "echo-tasks", "broken-echo"]
+        ),
+    ]
+)

@@ -1,0 +1,51 @@
+import ArgumentParser
+
+/// The options every echo server shares. Variant options (`--stack-size`, `--loops`, `--executor`)
+/// stay in their own executable.
+public struct ServerOptions: ParsableArguments, Sendable {
+    @Option(help: "IPv4 address to listen on.")
+    public var host: String = "127.0.0.1"
+
+    @Option(help: "TCP port to listen on; 0 lets the kernel pick one (announced on the readiness line).")
+    public var port: Int = 7007
+
+    @Option(help: "Listen backlog: connections the kernel queues before the server accepts them.")
+    public var backlog: Int = 4096
+
+    @Option(
+        help: ArgumentHelp(
+            "Most unsent bytes one connection may hold (e.g. 16K, 1M); while it holds any, it is not read.",
+            valueName: "bytes"),
+        transform: ByteCount.parse)
+    public var bufferSize: Int = 16 * 1024
+
+    @Option(help: "Most connections open at once; beyond it a new connection is closed at once and counted as refused.")
+    public var maxConnections: Int = 1_000_000
+
+    @Option(help: "Port of the stats endpoint (one JSON snapshot per connection); 0 lets the kernel pick.")
+    public var statsPort: Int = 0
+
+    public init() {}
+
+    public func validate() throws {
+        guard IPv4Address(host) != nil else {
+            throw ValidationError("--host must be an IPv4 address such as 127.0.0.1, got '\(host)'")
+        }
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, got \(port)") }
+        guard (0...65535).contains(statsPort) else {
+            throw ValidationError("--stats-port must be 0...65535, got \(statsPort)")
+        }
+        guard port == 0 || statsPort != port else {
+            throw ValidationError("--stats-port must differ from --port (both are \(port))")
+        }
+        guard (1...1_000_000).contains(backlog) else {
+            throw ValidationError("--backlog must be 1...1000000, got \(backlog)")
+        }
+        guard (1...ByteCount.maxBufferSize).contains(bufferSize) else {
+            throw ValidationError("--buffer-size must be 1 B...64 MiB, got \(bufferSize)")
+        }
+        guard maxConnections >= 1 else {
+            throw ValidationError("--max-connections must be at least 1, got \(maxConnections)")
+        }
+    }
+}

@@ -1,0 +1,86 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// What every echo server does around its echo loop, in the order DESIGN.md gives:
+/// prepare the process, serve stats, announce readiness, stop on a signal, print final stats.
+///
+/// ```
+/// let runtime = ServerRuntime.start(variant: "libev", options: options)   // exits on failure
+/// let listeners = runtime.orExit { try Listener.open(...) }
+/// runtime.announce(listening: listeners[0])
+/// runtime.onStop { wake the loops }
+/// ... serve until stopped ...
+/// runtime.finish()
+/// ```
+public final class ServerRuntime: Sendable {
+    public let variant: String
+    public let options: ServerOptions
+    public let counters: ServerCounters
+    public let startedAt: ContinuousClock.Instant
+    public let statsAddress: IPv4Address
+
+    /// Prepares the process (see `Lifecycle.prepare`) and starts the stats endpoint.
+    /// On failure prints one line, `echo-VARIANT: reason`, and exits 1.
+    public static func start(variant: String, options: ServerOptions) -> ServerRuntime {
+        Lifecycle.prepare()
+        let counters = ServerCounters()
+        let startedAt = ContinuousClock.now
+        let address = orExit(tool: "echo-\(variant)") {
+            try StatsEndpoint.start(host: options.host, port: options.statsPort) {
+                ServerSnapshot.ofSelf(variant: variant, counters: counters, startedAt: startedAt)
+            }
+        }
+        return ServerRuntime(variant: variant, options: options, statsAddress: address, counters: counters,
+                             startedAt: startedAt)
+    }
+
+    private init(variant: String, options: ServerOptions, statsAddress: IPv4Address, counters: ServerCounters,
+                 startedAt: ContinuousClock.Instant) {
+        self.variant = variant
+        self.options = options
+        self.statsAddress = statsAddress
+        self.counters = counters
+        self.startedAt = startedAt
+    }
+
+    public var snapshot: ServerSnapshot {
+        ServerSnapshot.ofSelf(variant: variant, counters: counters, startedAt: startedAt)
+    }
+
+    /// Prints the readiness line for the listening socket `fd`, then any extra lines, and flushes.
+    public func announce(listening fd: Int32, extra: [String] = []) {
+        let address = Listener.boundAddress(of: fd) ?? IPv4Address(options.host, port: options.port)!
+        announce(listening: address, extra: extra)
+    }
+
+    public func announce(listening address: IPv4Address, extra: [String] = []) {
+        let line = ReadinessLine(listening: address, stats: statsAddress, pid: getpid(), variant: variant)
+        Lifecycle.printLine(line.description)
+        extra.forEach(Lifecycle.printLine)
+    }
+
+    /// Calls `handler` once, on a dedicated thread, when SIGINT or SIGTERM arrives.
+    public func onStop(_ handler: @escaping @Sendable () -> Void) {
+        Lifecycle.onStopSignal(handler)
+    }
+
+    /// Prints the final stats line: `final-stats {json}`.
+    public func finish() {
+        Lifecycle.printLine("final-stats " + snapshot.jsonLine())
+    }
+
+    /// Runs `body`; on error prints `echo-VARIANT: error` on stderr and exits 1.
+    public func orExit<T>(_ body: () throws -> T) -> T {
+        Self.orExit(tool: "echo-\(variant)", body)
+    }
+
+    public static func orExit<T>(tool: String, _ body: () throws -> T) -> T {
+        do {
+            return try body()
+        } catch {
+            Lifecycle.fail(tool: tool, message: "\(error)")
+        }
+    }
+}
