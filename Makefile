@@ -1,0 +1,40 @@
+# echo-lab: `make test` and `make demo` work on a fresh Debian machine with Swift installed.
+SWIFT ?= swift
+RESULTS ?= results
+# Run apt-get directly as root, through sudo otherwise.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps build release test demo peers clean
+
+all: build
+
+# libev is the one system library: Debian's libev-dev (headers + libev.so).
+deps:
+	@dpkg -s libev-dev >/dev/null 2>&1 || { \
+	  echo "make: installing libev-dev"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libev-dev; }
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+# The whole suite: EchoProtocol units, the conformance suite against every server, loadgen, handoff.
+# Servers raise their own open-files limit; the test process opens hundreds of sockets too.
+test: deps
+	ulimit -n $$(ulimit -Hn) 2>/dev/null; $(SWIFT) build --build-tests && $(SWIFT) test --skip-build
+
+# A sweep of the three servers that fits in about 3 minutes on 2 cores; charts land in $(RESULTS)/.
+demo: release
+	ulimit -n $$(ulimit -Hn) 2>/dev/null; .build/release/loadgen sweep \
+	  --servers threads,libev,tasks --connections 100,1000,5000,10000 \
+	  --duration 5s --warmup 1s --out $(RESULTS)
+	@echo "charts: $(RESULTS)/index.html (and $(RESULTS)/*.svg, results.csv, results.json)"
+
+# The reference servers and load client of ../shared/peers, for side-by-side benchmarks.
+peers:
+	../shared/peers/build.sh .build-peers
+
+clean:
+	rm -rf .build $(RESULTS)

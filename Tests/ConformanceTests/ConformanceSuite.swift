@@ -1,0 +1,71 @@
+import EchoProtocol
+import Testing
+
+/// Every server executable of the package, in every mode it offers. A server that is missing or
+/// does not echo fails here; nothing is skipped.
+let allServers: [ServerSpec] = [
+    ServerSpec("echo-threads"),
+    ServerSpec("echo-libev", ["--loops", "1"]),
+    ServerSpec("echo-libev", ["--loops", "2"]),
+    ServerSpec("echo-tasks", ["--executor", "eventloop"]),
+    ServerSpec("echo-tasks", ["--executor", "global"]),
+]
+
+/// Serialized: several checks watch a server's memory and timing, which parallel load would blur.
+@Suite(.serialized)
+struct ConformanceSuite {
+    @Test(arguments: allServers)
+    func echoesOneByte(_ spec: ServerSpec) throws {
+        try withServer(spec) { try Conformance.echoesExactly($0, size: 1) }
+    }
+
+    @Test(arguments: allServers)
+    func echoes64KiB(_ spec: ServerSpec) throws {
+        try withServer(spec) { try Conformance.echoesExactly($0, size: 64 * 1024) }
+    }
+
+    @Test(arguments: allServers)
+    func echoes8MiBWhileSending(_ spec: ServerSpec) throws {
+        try withServer(spec) { try Conformance.echoesExactly($0, size: 8 << 20) }
+    }
+
+    @Test(arguments: allServers)
+    func serves500ConcurrentConnections(_ spec: ServerSpec) throws {
+        try withServer(spec) { try Conformance.servesConcurrentConnections($0) }
+    }
+
+    @Test(arguments: allServers)
+    func halfCloseEchoesPendingThenCloses(_ spec: ServerSpec) throws {
+        try withServer(spec) { try Conformance.halfCloseEchoesPendingThenCloses($0) }
+    }
+
+    @Test(arguments: allServers)
+    func survives200ResetsMidEcho(_ spec: ServerSpec) throws {
+        try withServer(spec) { try Conformance.survivesResetsMidEcho($0) }
+    }
+
+    @Test(arguments: allServers)
+    func clientThatNeverReadsCostsOneBuffer(_ spec: ServerSpec) throws {
+        try withServer(spec) { try Conformance.boundsMemoryOfClientThatNeverReads($0) }
+    }
+
+    @Test(arguments: allServers)
+    func refusesConnectionBeyondMax(_ spec: ServerSpec) throws {
+        try Conformance.refusesBeyondMaxConnections(spec)
+    }
+
+    @Test(arguments: allServers)
+    func statsMatchTraffic(_ spec: ServerSpec) throws {
+        try withServer(spec) { try Conformance.statsMatchTraffic($0) }
+    }
+
+    @Test(arguments: allServers)
+    func sigtermWithOpenConnectionsExitsZero(_ spec: ServerSpec) throws {
+        try withServer(spec) { try Conformance.stopsOnSigtermWithOpenConnections($0) }
+    }
+
+    @Test(arguments: allServers)
+    func secondServerOnSamePortFails(_ spec: ServerSpec) throws {
+        try Conformance.secondServerOnSamePortFails(spec)
+    }
+}

@@ -1,0 +1,50 @@
+import EchoProtocol
+import Testing
+
+struct ProcStatusTests {
+    static let sample = """
+        Name:\techo-libev
+        Umask:\t0022
+        State:\tS (sleeping)
+        VmPeak:\t  300100 kB
+        VmSize:\t  293396 kB
+        VmHWM:\t   21580 kB
+        VmRSS:\t   21480 kB
+        Threads:\t4
+        voluntary_ctxt_switches:\t512
+        nonvoluntary_ctxt_switches:\t17
+        """
+
+    @Test func parsesMemoryThreadsAndContextSwitches() {
+        let status = ProcStatus(parsing: Self.sample)
+        #expect(status.vmSizeKiB == 293_396)
+        #expect(status.vmHWMKiB == 21_580)
+        #expect(status.vmRSSKiB == 21_480)
+        #expect(status.threads == 4)
+        #expect(status.voluntaryContextSwitches == 512)
+        #expect(status.involuntaryContextSwitches == 17)
+    }
+
+    @Test func missingFieldsStayZeroAndGarbageIsSkipped() {
+        let status = ProcStatus(parsing: "Name:\tkthreadd\nThreads:\tnot-a-number\nno colon here\nVmRSS:\n")
+        #expect(status == ProcStatus())
+    }
+
+    @Test func readsThisProcessFromProc() throws {
+        let status = try #require(ProcStatus.read())
+        #expect(status.vmRSSKiB > 0)
+        #expect(status.vmSizeKiB >= status.vmRSSKiB)
+        #expect(status.threads >= 1)
+    }
+
+    @Test func sumsContextSwitchesOverThreads() throws {
+        let pid = getpid()
+        let total = try #require(ProcStatus.contextSwitchesOfAllThreads(pid: pid))
+        let main = try #require(ProcStatus.read(pid: pid))
+        #expect(total.voluntary >= main.voluntaryContextSwitches)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
