@@ -1,0 +1,137 @@
+import CLibev
+import EchoProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One libev event loop and everything it owns: its listening socket, its connections and the one
+/// read buffer they share. State lives here, in one place, as in redis's `aeEventLoop`; the other
+/// files of this module add what the loop does (`Accepting.swift`, `Connection.swift`).
+///
+/// Threading: the loop is built on the main thread and then used only by its own thread, with one
+/// exception, `requestStop`, which any thread may call (`ev_async_send` is documented thread-safe).
+/// That is why the class is `@unchecked Sendable`: the compiler cannot see the hand-off.
+final class EventLoop: @unchecked Sendable {
+    /// Connections accepted per readiness event of the listener: enough to drain a burst of
+    /// connects quickly, few enough that established connections are not starved meanwhile.
+    static let acceptBatch = 128
+
+    /// How long the listener rests when accepting fails for want of resources (see `pauseAccepting`).
+    static let acceptRetryDelay = 0.1
+
+    let index: Int
+    let loop: OpaquePointer
+    let listener: Int32
+    let counters: ServerCounters
+    let maxConnections: Int
+
+    /// Every read of every connection on this loop lands here and is written straight back, so an
+    /// idle connection owns no buffer at all. `--buffer-size` bytes.
+    let readBuffer: UnsafeMutableRawBufferPointer
+
+    /// The listener's watcher, the timer that resumes it after a pause, and the stop wake-up.
+    /// Allocated apart because libev keeps pointers to them (a class's stored property has no
+    /// stable address).
+    let acceptWatcher = UnsafeMutablePointer<ev_io>.allocate(capacity: 1)
+    let acceptRetryTimer = UnsafeMutablePointer<ev_timer>.allocate(capacity: 1)
+    let stopWatcher = UnsafeMutablePointer<ev_async>.allocate(capacity: 1)
+
+    /// A descriptor held in reserve for running out of them (see `refuseQueuedConnections`); -1
+    /// while it is given up.
+    var spareFD: Int32 = -1
+
+    /// Set when the loop reports running out of descriptors, cleared by the next successful accept,
+    /// so the warning appears once per episode instead of once per refused connection.
+    var warnedOutOfDescriptors = false
+
+    /// This loop's connections by fd, as redis indexes its file events: 8 bytes per descriptor,
+    /// and the way to find every connection when the loop stops.
+    var connections: [UnsafeMutablePointer<Connection>?] = []
+
+    /// Creates the loop and starts watching `listener`; `run` then serves it.
+    init(index: Int, listener: Int32, runtime: ServerRuntime) throws(StartupError) {
+        // epoll is what this server is about; any other backend is a fallback worth a warning.
+        var created = ev_loop_new(clibev_backend_epoll())
+        if created == nil {
+            warn("echo-libev: epoll is unavailable; event loop \(index) uses libev's default backend")
+            created = ev_loop_new(0)  // EVFLAG_AUTO
+        }
+        guard let created else { throw StartupError("cannot create a libev event loop") }
+
+        self.index = index
+        self.loop = created
+        self.listener = listener
+        self.counters = runtime.counters
+        self.maxConnections = runtime.options.maxConnections
+        self.readBuffer = .allocate(byteCount: runtime.options.bufferSize, alignment: 16)
+        self.spareFD = Self.openSpare()
+
+        // Every callback finds this object through the loop's user pointer. The array of loops in
+        // `EchoLibev.run` keeps it alive for as long as the loop runs.
+        ev_set_userdata(loop, Unmanaged.passUnretained(self).toOpaque())
+
+        clibev_io_init(acceptWatcher, listenerReady, listener, clibev_read())
+        ev_io_start(loop, acceptWatcher)
+        clibev_timer_init(acceptRetryTimer, acceptRetryDue, Self.acceptRetryDelay, 0)
+        clibev_async_init(stopWatcher, stopRequested)
+        ev_async_start(loop, stopWatcher)
+    }
+
+    /// The object behind the loop a libev callback was called for.
+    @inline(__always)
+    static func owning(_ loop: OpaquePointer?) -> EventLoop {
+        Unmanaged<EventLoop>.fromOpaque(ev_userdata(loop)!).takeUnretainedValue()
+    }
+
+    /// Serves until `requestStop`. Runs on the loop's own thread.
+    func run() {
+        ev_run(loop, 0)
+    }
+
+    /// Wakes the loop so it stops (see `stop`). Safe from any thread, and from a signal handler.
+    func requestStop() {
+        ev_async_send(loop, stopWatcher)
+    }
+
+    /// Stops accepting, closes every connection (pending bytes are dropped: the server is going
+    /// away), and leaves `ev_run`.
+    ///
+    /// The libev loop itself is not destroyed: the signal thread may still be inside
+    /// `ev_async_send` for this loop when we get here, and the process exits right after anyway.
+    func stop() {
+        ev_io_stop(loop, acceptWatcher)
+        ev_timer_stop(loop, acceptRetryTimer)
+        ev_async_stop(loop, stopWatcher)
+        Glibc.close(listener)
+        if spareFD >= 0 { Glibc.close(spareFD) }
+        spareFD = -1
+        for case let connection? in connections { close(connection) }
+        ev_break(loop, clibev_break_all())
+    }
+
+    // MARK: The connection table
+
+    func register(_ connection: UnsafeMutablePointer<Connection>, fd: Int32) {
+        let slot = Int(fd)
+        if slot >= connections.count {
+            // Grow geometrically so a burst of accepts does not copy the table each time.
+            let newCount = max(slot + 1, connections.count * 2, 1024)
+            connections.append(contentsOf: repeatElement(nil, count: newCount - connections.count))
+        }
+        connections[slot] = connection
+    }
+
+    func unregister(fd: Int32) {
+        connections[Int(fd)] = nil
+    }
+}
+
+/// libev calls this when the loop's stop wake-up (`requestStop`) arrives.
+private func stopRequested(_ loop: OpaquePointer?, _ watcher: UnsafeMutablePointer<ev_async>?, _ revents: Int32) {
+    EventLoop.owning(loop).stop()
+}
+
+/// A line on stderr, for conditions the operator should see but that do not stop the server.
+func warn(_ message: String) {
+    writeAll(STDERR_FILENO, Array((message + "\n").utf8))
+}
