@@ -1,0 +1,88 @@
+import ArgumentParser
+import Synchronization
+
+/// `handoff tasks N`: two Swift tasks on the default (global) executor pass a turn back and
+/// forth. The waiting task parks a continuation; the passing task resumes it, which enqueues the
+/// waiter on the executor — a handoff inside the runtime, with no thread necessarily sleeping.
+struct Tasks: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Two Swift tasks pass a turn (continuations, default executor) N round trips = 2N handoffs."
+    )
+
+    @OptionGroup var arguments: RoundTripArguments
+
+    func run() async {
+        let report = await Self.measure(roundTrips: arguments.roundTrips)
+        emit(report, lines: report.lines, json: arguments.json)
+    }
+
+    /// The measured interval includes creating the two tasks (about a microsecond).
+    static func measure(roundTrips: Int) async -> HandoffReport {
+        let turn = TaskTurn(holder: .a)
+        let stopwatch = Stopwatch()
+        let completed = await withTaskGroup(of: Int.self) { group in
+            // Party A starts with the turn: it passes, then waits to get it back (one round trip).
+            group.addTask {
+                var completed = 0
+                for _ in 0..<roundTrips {
+                    turn.pass(to: .b)
+                    await turn.wait(for: .a)
+                    completed += 1
+                }
+                return completed
+            }
+            group.addTask {
+                for _ in 0..<roundTrips {
+                    await turn.wait(for: .b)
+                    turn.pass(to: .a)
+                }
+                return 0
+            }
+            return await group.reduce(0, +)
+        }
+        let measured = stopwatch.stop()
+        return HandoffReport(mode: "tasks", handoffs: turn.handoffs, roundTrips: completed, measured: measured)
+    }
+}
+
+/// The turn two tasks pass: who holds it, and the continuation of the party parked waiting for it.
+final class TaskTurn: Sendable {
+    private struct State {
+        var holder: Party
+        var parked: (party: Party, continuation: CheckedContinuation<Void, Never>)?
+        var handoffs = 0
+    }
+
+    private let state: Mutex<State>
+
+    init(holder: Party) {
+        state = Mutex(State(holder: holder))
+    }
+
+    /// Suspends until `party` holds the turn (returns at once if it already does).
+    func wait(for party: Party) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let hasTurn = state.withLock { state in
+                if state.holder == party { return true }
+                precondition(state.parked == nil, "only one party waits at a time")
+                state.parked = (party, continuation)
+                return false
+            }
+            if hasTurn { continuation.resume() }
+        }
+    }
+
+    /// One handoff: gives the turn to `party` and resumes it if it is parked.
+    func pass(to party: Party) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.holder = party
+            state.handoffs += 1
+            guard let parked = state.parked, parked.party == party else { return nil }
+            state.parked = nil
+            return parked.continuation
+        }
+        waiter?.resume()
+    }
+
+    var handoffs: Int { state.withLock { $0.handoffs } }
+}
