@@ -63,6 +63,7 @@ let package = Package(
             path: "Tests/BrokenEcho"
         ),
         .testTarget(name: "EchoProtocolTests", dependencies: ["EchoProtocol"]),
+        .testTarget(name: "HandoffTests", dependencies: ["handoff"]),
         .testTarget(
             name: "ConformanceTests",
             dependencies: ["EchoProtocol", "echo-threads", "echo-libev", "echo-tasks", "broken-echo"]
