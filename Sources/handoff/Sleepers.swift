@@ -14,11 +14,13 @@ struct Sleepers: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Start n tasks or pthreads that each sleep; report elapsed, peak RSS and RSS/VmSize per unit.",
         discussion: """
-            Threads get the default stack (RLIMIT_STACK, 8 MiB here). If the machine runs out of
-            threads (pid_max, vm.max_map_count, RLIMIT_NPROC, memory), creation stops, the reason is
-            reported, and the run goes on with the threads it has. Per-unit figures divide the growth
-            over the start of the run (peak VmRSS = VmHWM, peak VmSize = VmPeak) by the most units
-            alive at once; with a short --sleep, early units may end before the last ones start.
+            Threads are detached and get the default stack (RLIMIT_STACK, 8 MiB here). If the \
+            machine runs out of threads (pid_max, vm.max_map_count, RLIMIT_NPROC, memory), creation \
+            stops, the reason is reported, and the run goes on with the threads it has. Per-unit \
+            figures divide the growth over the start of the run (peak RSS: VmHWM; peak VmSize: \
+            sampled every 1024 tasks or 256 threads) by the most units alive at once; with a short \
+            --sleep, early units may end before the last ones start, so use a longer one to have \
+            all n alive together.
             """
     )
 
@@ -29,7 +31,7 @@ struct Sleepers: AsyncParsableCommand {
     var n: Int = 100_000
 
     @Option(
-        help: ArgumentHelp("How long each unit sleeps (e.g. 100ms, 2s), at most 600s.", valueName: "duration"),
+        help: ArgumentHelp("How long each unit sleeps (e.g. 100ms, 2s), at most 600s. (default: 100ms)", valueName: "duration"),
         transform: DurationText.parse)
     var sleep: Duration = .milliseconds(100)
 
