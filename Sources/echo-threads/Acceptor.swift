@@ -12,6 +12,7 @@ final class Acceptor: Sendable {
     let connections: OpenConnections
     let runtime: ServerRuntime
     let bufferSize: Int
+    let blocks: ConnectionBlock
     private let stopping = Atomic<Bool>(false)
 
     init(listenFD: Int32, attributes: ThreadAttributes, connections: OpenConnections, runtime: ServerRuntime) {
@@ -20,6 +21,7 @@ final class Acceptor: Sendable {
         self.connections = connections
         self.runtime = runtime
         self.bufferSize = runtime.options.bufferSize
+        self.blocks = ConnectionBlock(bufferSize: runtime.options.bufferSize)
     }
 
     /// Makes `run` return: shutting the listening socket down fails the blocked `accept` with EINVAL.
@@ -78,15 +80,17 @@ final class Acceptor: Sendable {
                 counters.refuseAdmitted()
                 return
             }
-            guard let block = ConnectionBlock.allocate(fd: fd, bufferSize: bufferSize, shared: shared) else {
+            guard let block = blocks.allocate(fd: fd, shared: shared) else {
+                let code = errno
                 refuse(fd, counters: counters)
-                warning.emit("cannot allocate a \(ByteCount.describe(bufferSize)) buffer; connection closed")
+                warning.emit(
+                    "cannot map a \(ByteCount.describe(bufferSize)) buffer (\(errnoDescription(code))); connection closed")
                 continue
             }
             var thread = pthread_t()
             let result = pthread_create(&thread, attributes.pointer, connectionThreadMain, block)
             if result != 0 {
-                free(block)
+                blocks.free(block)
                 refuse(fd, counters: counters)
                 warning.emit(
                     "cannot create a thread (\(errnoDescription(result))) with \(counters.snapshot.active) connections open; connection closed")

@@ -3,24 +3,36 @@ import Glibc
 #endif
 import EchoProtocol
 
-/// What a connection thread is handed: one `malloc`ed block holding a small header (the shared
+/// What a connection thread is handed: one anonymous mapping holding a small header (the shared
 /// state and the socket) followed by the connection's read buffer of `--buffer-size` bytes.
 ///
-/// One block per connection, allocated by the accept loop and freed by the thread when it is done.
-/// Pages of the buffer the kernel never writes stay untouched and cost no memory, so an idle
-/// connection holds one page of it, like the C server's `char buf[4096]` on its stack. (Swift cannot
-/// put a buffer whose size is known only at run time on the stack: `withUnsafeTemporaryAllocation`
-/// falls back to the heap above 1 KiB on Linux, and a per-thread `malloc` would give every thread
-/// its own malloc arena and tcache.)
-enum ConnectionBlock {
+/// The accept loop maps it and the thread unmaps it when done. Pages the kernel never writes stay
+/// untouched and cost no memory, so an idle connection holds one page of it, like the C server's
+/// `char buf[4096]` on its stack; and unmapping hands the memory back at once, which `free` would
+/// not (glibc keeps freed chunks in the middle of its heap resident). Swift cannot put a buffer
+/// whose size is known only at run time on the stack: `withUnsafeTemporaryAllocation` falls back
+/// to the heap above 1 KiB on Linux.
+struct ConnectionBlock {
     static let headerSize = 16
+    /// Bytes mapped per connection: header plus buffer, rounded up to whole pages.
+    let size: Int
 
-    /// A block for `fd`, or nil when memory is exhausted.
-    static func allocate(fd: Int32, bufferSize: Int, shared: Unmanaged<Acceptor>) -> UnsafeMutableRawPointer? {
-        guard let block = malloc(headerSize + bufferSize) else { return nil }
+    init(bufferSize: Int) {
+        let page = sysconf(Int32(_SC_PAGESIZE))
+        size = (Self.headerSize + bufferSize + page - 1) / page * page
+    }
+
+    /// A block for `fd`, or nil when the system has no memory (or mappings) left.
+    func allocate(fd: Int32, shared: Unmanaged<Acceptor>) -> UnsafeMutableRawPointer? {
+        let block = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        guard let block, block != MAP_FAILED else { return nil }
         block.storeBytes(of: shared.toOpaque(), as: UnsafeMutableRawPointer.self)
         block.storeBytes(of: fd, toByteOffset: 8, as: Int32.self)
         return block
+    }
+
+    func free(_ block: UnsafeMutableRawPointer) {
+        munmap(block, size)
     }
 }
 
@@ -36,7 +48,7 @@ func connectionThreadMain(_ argument: UnsafeMutableRawPointer?) -> UnsafeMutable
 
     acceptor.connections.remove(fd)
     close(fd)
-    free(block)
+    acceptor.blocks.free(block)
     counters.closed()
     return nil
 }
