@@ -1,0 +1,634 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import EchoProtocol
+import Histogram
+
+/// One client event loop: one thread, one epoll instance, its share of the connections.
+///
+/// Reads top to bottom like redis's ae.c: `run()` is the loop, each `on…` function handles one event.
+/// Level-triggered epoll; a connection is watched for input always and for output only while a write
+/// is partial. All state lives in buffers allocated once, so the hot path (read, verify, time, record,
+/// write) allocates nothing.
+///
+/// Payload: connection `id` sends the byte `(offset + 7·id) mod 251` at stream offset `offset`, so
+/// every echoed byte is compared with what must come back there, and streams of different
+/// connections differ.
+final class ClientLoop: @unchecked Sendable {
+    // @unchecked Sendable: after `init` the loop's mutable state is touched only by the thread running
+    // `run()`; the coordinator reads `outcome` after joining that thread, and otherwise only `status`
+    // (atomics) and `control` (atomics).
+
+    let plan: LoopPlan
+    let control: RunControl
+    let status = LoopStatus()
+    private(set) var outcome = LoopOutcome()
+
+    static let patternPeriod = 251
+    static let readBufferSize = 64 * 1024
+    /// Most bytes one write hands the kernel; the pattern buffer is this much longer than its period.
+    static let writeChunk = 64 * 1024
+    static let maxPendingConnects = 256
+    static let maxEvents = 1024
+    /// Latencies above an hour are recorded as an hour.
+    static let highestLatency: UInt64 = 3_600_000_000_000
+
+    private struct Connection {
+        enum State: UInt8 { case notStarted, connecting, open, closed }
+        var fd: Int32 = -1
+        var state = State.notStarted
+        var wantsOutput = false
+        var wasEstablished = false
+        var id = 0
+        /// Where this connection's stream starts in the pattern.
+        var seed = 0
+        var queued = 0  // stream bytes queued for sending
+        var sent = 0  // stream bytes written
+        var received = 0  // stream bytes received and verified
+        var messagesQueued = 0
+        var messagesDone = 0
+        var measuredMessages = 0
+        var connectStartedAt: UInt64 = 0
+    }
+
+    private let count: Int
+    private let wakeFD: Int32
+    private let wakeToken = UInt64.max
+    private var epollFD: Int32 = -1
+    private let connections: UnsafeMutablePointer<Connection>
+    /// Send time of each message in flight: `slots` per connection, a ring indexed by message number.
+    private let sendTimes: UnsafeMutablePointer<UInt64>
+    private let slotMask: Int
+    private let pattern: UnsafeMutableRawPointer
+    private let readBuffer: UnsafeMutableRawPointer
+    private let events: UnsafeMutableRawPointer
+
+    private let messageSize: Int
+    private let closedLoopDepth: Int  // 0 unless closed loop
+    private let echoOnce: Bool
+
+    // Phase and schedule, copied from `control` at each wake-up.
+    private var measureAt: UInt64 = .max
+    private var stopAt: UInt64 = .max
+    private var startedAt: UInt64 = 0
+
+    // Tallies.
+    private var open = 0
+    private var pendingConnects = 0
+    private var nextToConnect = 0
+    private var connectStartedAt: UInt64 = 0
+    private var inFlight = 0
+    private var completed = 0
+    private var echoed = 0
+    private var measured = Histogram<UInt64>(highestTrackableValue: highestLatency, numberOfSignificantValueDigits: .three)
+    private var live = Histogram<UInt64>(highestTrackableValue: highestLatency, numberOfSignificantValueDigits: .two)
+
+    // Open loop: message n of this loop is due at startedAt + n·interval on connection openList[n % count].
+    private var interval: Double = 0
+    private var issued = 0
+    private var openList: [Int] = []
+    private var scheduleStalled = false
+
+    init(plan: LoopPlan, control: RunControl, wakeFD: Int32) {
+        self.plan = plan
+        self.control = control
+        self.wakeFD = wakeFD
+        count = plan.connectionIDs.count
+        messageSize = plan.messageSize
+        switch plan.workload {
+        case .closedLoop(let depth):
+            closedLoopDepth = depth
+            echoOnce = false
+        case .openLoop:
+            closedLoopDepth = 0
+            echoOnce = false
+        case .echoOnce:
+            closedLoopDepth = 0
+            echoOnce = true
+        }
+        let inFlightCap: Int
+        switch plan.workload {
+        case .closedLoop(let depth): inFlightCap = depth
+        case .openLoop(_, let maxInFlight): inFlightCap = maxInFlight
+        case .echoOnce: inFlightCap = 1
+        }
+        var slots = 1
+        while slots < inFlightCap { slots <<= 1 }
+        slotMask = slots - 1
+
+        connections = .allocate(capacity: max(count, 1))
+        for (index, id) in plan.connectionIDs.enumerated() {
+            (connections + index).initialize(to: Connection(id: id, seed: (id % Self.patternPeriod) * 7 % Self.patternPeriod))
+        }
+        sendTimes = .allocate(capacity: max(count, 1) * slots)
+        let patternLength = Self.patternPeriod + max(Self.writeChunk, Self.readBufferSize)
+        pattern = .allocate(byteCount: patternLength, alignment: 16)
+        for offset in 0..<patternLength {
+            pattern.storeBytes(of: UInt8(offset % Self.patternPeriod), toByteOffset: offset, as: UInt8.self)
+        }
+        readBuffer = .allocate(byteCount: Self.readBufferSize, alignment: 16)
+        events = .allocate(byteCount: Self.maxEvents * Epoll.eventSize, alignment: 16)
+    }
+
+    deinit {
+        for index in 0..<count where connections[index].fd >= 0 { close(connections[index].fd) }
+        connections.deinitialize(count: count)
+        connections.deallocate()
+        sendTimes.deallocate()
+        pattern.deallocate()
+        readBuffer.deallocate()
+        events.deallocate()
+        if epollFD >= 0 { close(epollFD) }
+    }
+
+    // MARK: The loop
+
+    private enum Phase { case connecting, ready, loading, draining, done }
+
+    /// Runs the loop on the calling thread until the run is over, then closes every connection.
+    func run() {
+        if let cpu = plan.cpu { pinCurrentThread(to: [cpu]) }
+        epollFD = c_epoll_create1(Epoll.closeOnExec)
+        guard epollFD >= 0 else {
+            for _ in 0..<count { outcome.errors.count(.connectFailed, "epoll_create1: \(errnoDescription(errno))") }
+            finish()
+            return
+        }
+        Epoll.control(epollFD, Epoll.add, wakeFD, events: Epoll.input, token: wakeToken)
+
+        var phase = Phase.connecting
+        var drainDeadline: UInt64 = 0
+        var nextExpiryCheck: UInt64 = 0
+        var nextLiveTick: UInt64 = 0
+        connectStartedAt = monotonicNanoseconds()
+
+        while phase != .done {
+            let now = monotonicNanoseconds()
+            if control.closeNow.load(ordering: .acquiring) { break }
+            stopAt = control.stopAt.load(ordering: .relaxed)
+
+            if nextToConnect < count { startConnects(now: now) }
+            if pendingConnects > 0 && now >= nextExpiryCheck {
+                expireConnects(now: now)
+                nextExpiryCheck = now + 50_000_000
+            }
+
+            switch phase {
+            case .connecting:
+                if nextToConnect == count && pendingConnects == 0 {
+                    publish()
+                    status.connectPhaseDone.store(true, ordering: .releasing)
+                    phase = .ready
+                    continue
+                }
+            case .ready:
+                if open == 0 { phase = .done; continue }
+                let start = control.startAt.load(ordering: .acquiring)
+                if start != 0 && !echoOnce {
+                    begin(at: start)
+                    phase = .loading
+                    nextLiveTick = now + 1_000_000_000
+                    continue
+                }
+            case .loading:
+                if open == 0 { phase = .done; continue }
+                if now >= stopAt {
+                    phase = .draining
+                    drainDeadline = now + plan.drainTimeoutNanoseconds
+                    continue
+                }
+                if interval > 0 { issueDueMessages(now: now) }
+            case .draining:
+                if inFlight == 0 || open == 0 { phase = .done; continue }
+                if now >= drainDeadline {
+                    reportUndrained()
+                    phase = .done
+                    continue
+                }
+            case .done:
+                continue
+            }
+
+            if plan.liveLatency && phase == .loading && now >= nextLiveTick {
+                status.liveP99.store(live.totalCount > 0 ? live.valueAtPercentile(99) : 0, ordering: .relaxed)
+                live.reset()
+                nextLiveTick = now + 1_000_000_000
+            }
+
+            let wakeAt = nextWakeUp(now: now, phase: phase, drainDeadline: drainDeadline,
+                                    nextExpiryCheck: nextExpiryCheck, nextLiveTick: nextLiveTick)
+            wait(now: now, until: wakeAt)
+            publish()
+        }
+        finish()
+    }
+
+    /// The earliest instant something is due without an event: a connect, a phase change, a message.
+    private func nextWakeUp(now: UInt64, phase: Phase, drainDeadline: UInt64, nextExpiryCheck: UInt64,
+                            nextLiveTick: UInt64) -> UInt64 {
+        var wakeAt = now + 1_000_000_000
+        if nextToConnect < count {
+            if let rate = plan.connectRate, pendingConnects < Self.maxPendingConnects {
+                wakeAt = min(wakeAt, connectStartedAt + UInt64(Double(nextToConnect) / rate * 1e9))
+            } else if pendingConnects < Self.maxPendingConnects {
+                wakeAt = now
+            }
+        }
+        if pendingConnects > 0 { wakeAt = min(wakeAt, nextExpiryCheck) }
+        switch phase {
+        case .loading:
+            wakeAt = min(wakeAt, stopAt)
+            if plan.liveLatency { wakeAt = min(wakeAt, nextLiveTick) }
+            if interval > 0 && !scheduleStalled { wakeAt = min(wakeAt, dueTime(of: issued)) }
+        case .draining:
+            wakeAt = min(wakeAt, drainDeadline)
+        default:
+            break
+        }
+        return wakeAt
+    }
+
+    /// Waits for events until `deadline` and handles them.
+    @inline(__always)
+    private func wait(now: UInt64, until deadline: UInt64) {
+        let delay = deadline > now ? deadline - now : 0
+        var timeout = timespec(tv_sec: Int(delay / 1_000_000_000), tv_nsec: Int(delay % 1_000_000_000))
+        let ready = c_epoll_pwait2(epollFD, events, Int32(Self.maxEvents), &timeout, nil)
+        guard ready > 0 else { return }
+        for index in 0..<Int(ready) {
+            let event = events + index * Epoll.eventSize
+            let flags = event.loadUnaligned(as: UInt32.self)
+            let token = event.loadUnaligned(fromByteOffset: Epoll.dataOffset, as: UInt64.self)
+            if token == wakeToken {
+                var value: UInt64 = 0
+                _ = read(wakeFD, &value, 8)
+                continue
+            }
+            dispatch(Int(token), flags)
+        }
+    }
+
+    @inline(__always)
+    private func dispatch(_ index: Int, _ flags: UInt32) {
+        switch connections[index].state {
+        case .connecting:
+            onConnectFinished(index)
+        case .open:
+            if flags & (Epoll.input | Epoll.hangUp | Epoll.error) != 0 { onReadable(index) }
+            if flags & Epoll.output != 0 && connections[index].state == .open { pump(index) }
+        case .notStarted, .closed:
+            break
+        }
+    }
+
+    private func publish() {
+        status.open.store(open, ordering: .relaxed)
+        status.completed.store(completed, ordering: .relaxed)
+        status.errors.store(outcome.errors.total, ordering: .relaxed)
+        status.inFlight.store(inFlight, ordering: .relaxed)
+        if echoOnce { status.echoed.store(echoed, ordering: .relaxed) }
+    }
+
+    // MARK: Connecting
+
+    private func startConnects(now: UInt64) {
+        var allowed = count
+        if let rate = plan.connectRate {
+            allowed = min(count, Int(Double(now - connectStartedAt) / 1e9 * rate) + 1)
+        }
+        while nextToConnect < allowed && pendingConnects < Self.maxPendingConnects {
+            startConnect(nextToConnect, now: now)
+            nextToConnect += 1
+        }
+    }
+
+    private func startConnect(_ index: Int, now: UInt64) {
+        let connection = connections + index
+        let id = connection.pointee.id
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else {
+            connectFailed(index, "connection \(id): cannot create a socket: \(errnoDescription(errno))")
+            return
+        }
+        connection.pointee.fd = fd
+        Listener.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
+        if !plan.sourceAddresses.isEmpty {
+            // Let connect() pick the port, so a port is shared by connections to different targets.
+            Listener.setOption(fd, Int32(IPPROTO_IP), IP_BIND_ADDRESS_NO_PORT, 1)
+            let source = plan.sourceAddresses[id % plan.sourceAddresses.count]
+            guard source.withSockaddr({ bind(fd, $0, $1) }) == 0 else {
+                connectFailed(index, "connection \(id): cannot bind source address \(source.host): \(errnoDescription(errno))")
+                return
+            }
+        }
+        connection.pointee.connectStartedAt = now
+        if plan.target.withSockaddr({ connect(fd, $0, $1) }) == 0 {
+            established(index, added: false)
+            return
+        }
+        guard errno == EINPROGRESS else {
+            connectFailed(index, "cannot connect to \(plan.target): \(errnoDescription(errno))")
+            return
+        }
+        connection.pointee.state = .connecting
+        pendingConnects += 1
+        Epoll.control(epollFD, Epoll.add, fd, events: Epoll.output, token: UInt64(index))
+    }
+
+    private func onConnectFinished(_ index: Int) {
+        var error: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(connections[index].fd, SOL_SOCKET, SO_ERROR, &error, &length)
+        pendingConnects -= 1
+        if error != 0 {
+            connectFailed(index, "cannot connect to \(plan.target): \(errnoDescription(error))")
+        } else {
+            established(index, added: true)
+        }
+    }
+
+    private func expireConnects(now: UInt64) {
+        for index in 0..<nextToConnect where connections[index].state == .connecting {
+            if now - connections[index].connectStartedAt >= plan.connectTimeoutNanoseconds {
+                pendingConnects -= 1
+                let seconds = Duration.nanoseconds(Int64(plan.connectTimeoutNanoseconds)).shortDescription
+                connectFailed(index, "cannot connect to \(plan.target): no answer within \(seconds)")
+            }
+        }
+    }
+
+    private func established(_ index: Int, added: Bool) {
+        let connection = connections + index
+        connection.pointee.state = .open
+        connection.pointee.wasEstablished = true
+        open += 1
+        outcome.established += 1
+        outcome.peakOpen = max(outcome.peakOpen, open)
+        status.resolved.wrappingAdd(1, ordering: .relaxed)
+        Epoll.control(epollFD, added ? Epoll.modify : Epoll.add, connection.pointee.fd, events: Epoll.input,
+                      token: UInt64(index))
+        if echoOnce {
+            queueMessage(index, sentAt: monotonicNanoseconds())
+            pump(index)
+        }
+    }
+
+    private func connectFailed(_ index: Int, _ message: String) {
+        let connection = connections + index
+        if connection.pointee.fd >= 0 {
+            close(connection.pointee.fd)  // close() also removes it from epoll
+            connection.pointee.fd = -1
+        }
+        connection.pointee.state = .closed
+        outcome.errors.count(.connectFailed, message)
+        status.resolved.wrappingAdd(1, ordering: .relaxed)
+    }
+
+    // MARK: Sending
+
+    /// Starts the load: the first `depth` messages on every connection, or the open-loop schedule.
+    private func begin(at start: UInt64) {
+        startedAt = start
+        measureAt = control.measureAt.load(ordering: .relaxed)
+        switch plan.workload {
+        case .closedLoop(let depth):
+            for index in 0..<count where connections[index].state == .open {
+                for _ in 0..<depth { queueMessage(index, sentAt: start) }
+                pump(index)
+            }
+        case .openLoop(let rate, _):
+            openList = (0..<count).filter { connections[$0].state == .open }
+            let total = max(1, control.establishedTotal.load(ordering: .relaxed))
+            let share = rate * Double(openList.count) / Double(total)
+            interval = share > 0 ? 1e9 / share : 0
+        case .echoOnce:
+            break
+        }
+    }
+
+    @inline(__always)
+    private func dueTime(of message: Int) -> UInt64 {
+        startedAt + UInt64(Double(message) * interval)
+    }
+
+    /// Open loop: sends every message whose scheduled time has come, each on the next connection in turn.
+    private func issueDueMessages(now: UInt64) {
+        scheduleStalled = false
+        while !openList.isEmpty {
+            let due = dueTime(of: issued)
+            guard due <= now, due < stopAt else { return }
+            let index = openList[issued % openList.count]
+            let connection = connections + index
+            if connection.pointee.state != .open {
+                issued += 1  // its connection is gone (and counted as an error); the schedule moves on
+                continue
+            }
+            if connection.pointee.messagesQueued - connection.pointee.messagesDone > slotMask {
+                // This connection has as many unanswered messages as it may hold: the schedule waits
+                // for an answer, and every message behind it is late by that wait.
+                scheduleStalled = true
+                return
+            }
+            queueMessage(index, sentAt: due)
+            issued += 1
+            if !connection.pointee.wantsOutput { pump(index) }
+        }
+    }
+
+    @inline(__always)
+    private func queueMessage(_ index: Int, sentAt: UInt64) {
+        let connection = connections + index
+        sendTimes[index &* (slotMask &+ 1) &+ (connection.pointee.messagesQueued & slotMask)] = sentAt
+        connection.pointee.messagesQueued &+= 1
+        connection.pointee.queued &+= messageSize
+        inFlight &+= 1
+    }
+
+    /// Writes what is queued; on a full socket buffer, waits for EPOLLOUT.
+    @inline(__always)
+    private func pump(_ index: Int) {
+        let connection = connections + index
+        let fd = connection.pointee.fd
+        while connection.pointee.sent < connection.pointee.queued {
+            let offset = (connection.pointee.sent &+ connection.pointee.seed) % Self.patternPeriod
+            let length = min(connection.pointee.queued &- connection.pointee.sent, Self.writeChunk)
+            let written = send(fd, pattern + offset, length, Int32(MSG_NOSIGNAL))
+            if written > 0 {
+                connection.pointee.sent &+= written
+                continue
+            }
+            let code = errno
+            if written < 0 && code == EINTR { continue }
+            if written < 0 && (code == EAGAIN || code == EWOULDBLOCK) {
+                if !connection.pointee.wantsOutput {
+                    connection.pointee.wantsOutput = true
+                    Epoll.control(epollFD, Epoll.modify, fd, events: Epoll.input | Epoll.output, token: UInt64(index))
+                }
+                return
+            }
+            fail(index, .unexpectedClose, "connection \(connection.pointee.id): send failed: \(errnoDescription(code))")
+            return
+        }
+        if connection.pointee.wantsOutput {
+            connection.pointee.wantsOutput = false
+            Epoll.control(epollFD, Epoll.modify, fd, events: Epoll.input, token: UInt64(index))
+        }
+    }
+
+    // MARK: Receiving
+
+    @inline(__always)
+    private func onReadable(_ index: Int) {
+        let connection = connections + index
+        var count: Int
+        repeat {
+            count = recv(connection.pointee.fd, readBuffer, Self.readBufferSize, 0)
+        } while count < 0 && errno == EINTR
+        if count < 0 {
+            let code = errno
+            if code == EAGAIN || code == EWOULDBLOCK { return }
+            fail(index, .unexpectedClose, "connection \(connection.pointee.id): \(errnoDescription(code))")
+            return
+        }
+        if count == 0 {
+            onEndOfStream(index)
+            return
+        }
+        let received = connection.pointee.received
+        guard received &+ count <= connection.pointee.sent else {
+            fail(index, .extraBytes,
+                 "connection \(connection.pointee.id): \(received + count - connection.pointee.sent) bytes came back that were never sent")
+            return
+        }
+        let offset = (received &+ connection.pointee.seed) % Self.patternPeriod
+        if memcmp(readBuffer, pattern + offset, count) != 0 {
+            reportMismatch(index, count: count, offset: offset)
+            return
+        }
+        connection.pointee.received = received &+ count
+
+        let now = monotonicNanoseconds()
+        var queuedNew = false
+        while connection.pointee.messagesDone < connection.pointee.messagesQueued
+            && connection.pointee.received >= (connection.pointee.messagesDone &+ 1) &* messageSize
+        {
+            let slot = index &* (slotMask &+ 1) &+ (connection.pointee.messagesDone & slotMask)
+            let sentAt = sendTimes[slot]
+            connection.pointee.messagesDone &+= 1
+            inFlight &-= 1
+            completed &+= 1
+            let latency = min(now &- sentAt, Self.highestLatency)
+            if sentAt >= measureAt && sentAt < stopAt {
+                measured.record(latency)
+                connection.pointee.measuredMessages &+= 1
+            }
+            if plan.liveLatency { live.record(latency) }
+            if closedLoopDepth > 0 && now < stopAt {
+                queueMessage(index, sentAt: now)
+                queuedNew = true
+            }
+            if echoOnce { echoed &+= 1 }
+        }
+        if queuedNew && !connection.pointee.wantsOutput { pump(index) }
+    }
+
+    private func onEndOfStream(_ index: Int) {
+        let connection = connections + index
+        let owed = connection.pointee.sent - connection.pointee.received
+        if owed > 0 {
+            fail(index, .shortStream,
+                 "connection \(connection.pointee.id): the server closed after echoing \(connection.pointee.received) of \(connection.pointee.sent) bytes")
+        } else {
+            fail(index, .unexpectedClose, "connection \(connection.pointee.id): the server closed the connection")
+        }
+    }
+
+    private func reportMismatch(_ index: Int, count: Int, offset: Int) {
+        let connection = connections + index
+        var position = 0
+        while position < count
+            && readBuffer.load(fromByteOffset: position, as: UInt8.self)
+                == pattern.load(fromByteOffset: offset + position, as: UInt8.self)
+        {
+            position += 1
+        }
+        let got = readBuffer.load(fromByteOffset: position, as: UInt8.self)
+        let expected = pattern.load(fromByteOffset: offset + position, as: UInt8.self)
+        let streamOffset = connection.pointee.received + position
+        fail(index, .mismatch,
+             "connection \(connection.pointee.id): echoed byte \(streamOffset) was \(hex(got)), expected \(hex(expected))")
+    }
+
+    private func hex(_ byte: UInt8) -> String {
+        "0x" + (byte < 16 ? "0" : "") + String(byte, radix: 16)
+    }
+
+    // MARK: Ending
+
+    /// Counts an error and closes the connection; its unanswered messages leave the in-flight count.
+    private func fail(_ index: Int, _ kind: ErrorCounts.Kind, _ message: @autoclosure () -> String) {
+        outcome.errors.count(kind, message())
+        closeConnection(index)
+    }
+
+    private func closeConnection(_ index: Int) {
+        let connection = connections + index
+        guard connection.pointee.state == .open else { return }
+        close(connection.pointee.fd)
+        connection.pointee.fd = -1
+        connection.pointee.state = .closed
+        open -= 1
+        inFlight -= connection.pointee.messagesQueued - connection.pointee.messagesDone
+    }
+
+    /// The drain time ran out: every connection still owed bytes came back short.
+    private func reportUndrained() {
+        for index in 0..<count where connections[index].state == .open {
+            let connection = connections[index]
+            if connection.sent > connection.received {
+                outcome.errors.count(.shortStream,
+                    "connection \(connection.id): \(connection.sent - connection.received) bytes never came back within \(Duration.nanoseconds(Int64(plan.drainTimeoutNanoseconds)).shortDescription) after the end")
+                closeConnection(index)
+            }
+        }
+    }
+
+    /// Closes everything; a connection still owed bytes now will never get them: a short stream.
+    private func finish() {
+        for index in 0..<count {
+            let connection = connections[index]
+            if connection.state == .open && connection.sent > connection.received {
+                outcome.errors.count(.shortStream,
+                    "connection \(connection.id): \(connection.sent - connection.received) bytes had not come back when the run ended")
+            }
+            outcome.bytesSent += connection.sent
+            outcome.bytesReceived += connection.received
+            if connection.wasEstablished { outcome.messagesPerConnection.append(connection.measuredMessages) }
+            if connection.fd >= 0 {
+                close(connection.fd)
+                connections[index].fd = -1
+            }
+            connections[index].state = .closed
+        }
+        open = 0
+        outcome.completed = completed
+        outcome.echoed = echoed
+        outcome.latency = measured
+        publish()
+        status.finished.store(true, ordering: .releasing)
+    }
+}
+
+/// What a loop hands back once its thread has ended.
+struct LoopOutcome {
+    var established = 0
+    var peakOpen = 0
+    var completed = 0
+    var echoed = 0
+    var bytesSent = 0
+    var bytesReceived = 0
+    /// Measured messages of each connection that was established.
+    var messagesPerConnection: [Int] = []
+    var latency = Histogram<UInt64>(highestTrackableValue: ClientLoop.highestLatency, numberOfSignificantValueDigits: .three)
+    var errors = ErrorCounts()
+}

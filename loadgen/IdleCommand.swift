@@ -1,0 +1,52 @@
+import ArgumentParser
+import EchoProtocol
+
+extension Loadgen {
+    struct Idle: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Open idle connections and report what each costs the server in memory.",
+            discussion: """
+                Reads the server (RSS, VmSize, threads, fds) before the first connection, opens -c connections \
+                (at --connect-rate), echoes one message on each, holds them for --hold, reads the server again \
+                and reports (RSS after - RSS before) / connections. --hold 30s leaves time to look at the server.
+                Example: loadgen idle --target 127.0.0.1:7007 -c 10000 --connect-rate 5000 --hold 30s
+                """)
+
+        @OptionGroup(title: "Connections") var connection: ConnectionOptions
+
+        @Option(help: ArgumentHelp("Bytes of the one message echoed on each connection.", valueName: "bytes"),
+                transform: ByteCount.parse)
+        var size: Int = 16
+
+        @Option(help: ArgumentHelp("How long to hold the connections open before reading the server.", valueName: "duration"),
+                transform: TextValues.duration)
+        var hold: Duration = .seconds(1)
+
+        @OptionGroup(title: "Output") var output: OutputOptions
+
+        func validate() throws {
+            guard (1...65536).contains(size) else { throw ValidationError("--size must be 1 B...64 KiB, got \(size)") }
+            guard hold <= .seconds(24 * 3600) else { throw ValidationError("--hold is at most 24h") }
+        }
+
+        func run() throws {
+            Lifecycle.prepare()
+            let stop = StopRequest()
+            Lifecycle.onStopSignal { stop.request() }
+            let settings = connection.settings
+            if !settings.cpus.isEmpty { pinCurrentThread(to: settings.cpus) }
+            let idle = IdleRun(connection: settings, messageSize: size, hold: hold)
+            let live = LiveLine(enabled: !output.noProgress)
+            let result: IdleResult
+            do {
+                result = try idle.run(progress: live.callback, stop: stop)
+            } catch {
+                live.clear()
+                Lifecycle.fail(tool: "loadgen", message: error.message)
+            }
+            live.clear()
+            try Report.emit(result, json: output.json, csv: output.csv)
+            if !result.succeeded { throw ExitCode(1) }
+        }
+    }
+}

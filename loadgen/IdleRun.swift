@@ -1,0 +1,167 @@
+import EchoProtocol
+
+/// Opens connections, echoes one message on each, holds them idle, and reports what they cost the
+/// server: (VmRSS with N idle connections − VmRSS before the first) / N.
+///
+/// ```
+/// var settings = ConnectionSettings(target: address, connections: 10_000)
+/// settings.serverPID = pid
+/// let result = try IdleRun(connection: settings).run()
+/// print(result.server?.rssPerConnectionKiB)
+/// ```
+struct IdleRun: Sendable {
+    var connection: ConnectionSettings
+    var messageSize = 16
+    /// How long the connections stay open after every echo came back; the server is read at its end.
+    var hold: Duration = .seconds(1)
+    /// How long the echoes may take once every connection is up.
+    var echoTimeout: Duration = .seconds(10)
+
+    func run(progress: ((LiveFigures) -> Void)? = nil, stop: StopRequest? = nil) throws(StartupError) -> IdleResult {
+        guard connection.connections >= 1 else { throw StartupError("connections must be at least 1") }
+        guard messageSize >= 1 && messageSize <= 64 * 1024 else {
+            throw StartupError("message size must be 1 B...64 KiB, got \(messageSize)")
+        }
+        try Preflight.checkResources(connection)
+        try Preflight.checkReachable(connection)
+        let (probe, probeNote) = ServerProbe.choose(
+            statsAddress: connection.serverStats, pid: connection.serverPID, target: connection.target)
+        var serverNote = probeNote
+        let before = try probe?.snapshot()
+        let clientStart = ResourceUsage.ofSelf()
+
+        let group = try LoopGroup(settings: connection, messageSize: messageSize, workload: .echoOnce,
+                                  drainTimeout: .zero, liveLatency: false)
+        let watch = Watch(group: group, requested: connection.connections, progress: progress, stop: stop)
+        let began = monotonicNanoseconds()
+        group.start()
+
+        watch.phase = "connecting"
+        let rampSeconds = connection.connectRate.map { Double(connection.connections) / $0 } ?? 0
+        let connectDeadline = began + UInt64((rampSeconds + connection.connectTimeout.seconds + 10) * 1e9)
+        watch.wait(until: connectDeadline) { group.connectPhaseDone }
+        let connectSeconds = Double(monotonicNanoseconds() - began) / 1e9
+        let established = group.open
+        if established == 0 && !watch.stopped {
+            var errors = ErrorCounts()
+            group.closeAndJoin().forEach { errors.add($0.errors) }
+            throw StartupError(errors.firstError ?? "cannot connect to \(connection.target)")
+        }
+
+        watch.phase = "echoing"
+        watch.wait(until: monotonicNanoseconds() + echoTimeout.nanoseconds) {
+            group.allFinished || (group.connectPhaseDone && group.inFlight == 0)
+        }
+        watch.phase = "holding"
+        var stopReason: String? = nil
+        watch.wait(until: monotonicNanoseconds() + hold.nanoseconds) { group.allFinished }
+        let heldOpen = group.open
+        let after = LoadRun.read(probe, note: &serverNote, when: "with the connections open")
+        if group.allFinished {
+            stopReason = "every connection was lost"
+        } else if watch.stopped {
+            stopReason = "interrupted"
+        }
+        let outcomes = group.closeAndJoin()
+        let clientEnd = ResourceUsage.ofSelf()
+
+        var errors = ErrorCounts()
+        var echoed = 0
+        var peak = 0
+        for outcome in outcomes {
+            errors.add(outcome.errors)
+            echoed += outcome.echoed
+            peak += outcome.peakOpen
+        }
+        var server: IdleServerFigures? = nil
+        if let probe, let before, let after {
+            server = IdleServerFigures(source: probe.method, before: before, after: after, connections: heldOpen)
+        }
+        let seconds = Double(monotonicNanoseconds() - began) / 1e9
+        return IdleResult(
+            target: connection.target.description,
+            settings: .init(
+                connections: connection.connections, messageSize: messageSize, holdSeconds: hold.seconds,
+                threads: group.loops.count, connectRate: connection.connectRate,
+                sourceAddresses: connection.sourceAddresses.count, cpus: connection.cpus),
+            connections: .init(requested: connection.connections, established: established, peakOpen: peak),
+            echoed: echoed, heldOpen: heldOpen, connectSeconds: connectSeconds, errors: errors, server: server,
+            serverNote: serverNote,
+            client: ClientFigures(loops: group.loops.count, usage: clientEnd.since(clientStart), seconds: seconds,
+                                  messages: echoed),
+            complete: stopReason == nil, stopReason: stopReason)
+    }
+}
+
+/// Server memory and process figures at one moment.
+struct ServerMemory: Codable, Sendable, Equatable {
+    var rssKiB: Int
+    var hwmKiB: Int
+    var vmSizeKiB: Int
+    var threads: Int
+    var openFDs: Int
+
+    init(_ snapshot: ServerSnapshot) {
+        rssKiB = snapshot.memory.rssKiB
+        hwmKiB = snapshot.memory.hwmKiB
+        vmSizeKiB = snapshot.memory.vmSizeKiB
+        threads = snapshot.threads
+        openFDs = snapshot.openFDs
+    }
+}
+
+/// The server before the first connection and with every connection open and idle.
+struct IdleServerFigures: Codable, Sendable, Equatable {
+    var source: String
+    var pid: Int32
+    var variant: String
+    var before: ServerMemory
+    var after: ServerMemory
+    /// (after − before) / connections held open, KiB.
+    var rssPerConnectionKiB: Double
+    var vmSizePerConnectionKiB: Double
+
+    init(source: ServerProbe.Method, before: ServerSnapshot, after: ServerSnapshot, connections: Int) {
+        self.source = source.rawValue
+        pid = after.pid
+        variant = after.variant
+        self.before = ServerMemory(before)
+        self.after = ServerMemory(after)
+        let count = Double(max(connections, 1))
+        rssPerConnectionKiB = Double(after.memory.rssKiB - before.memory.rssKiB) / count
+        vmSizePerConnectionKiB = Double(after.memory.vmSizeKiB - before.memory.vmSizeKiB) / count
+    }
+}
+
+/// Everything `loadgen idle` measured; documented with LoadResult in loadgen/README-json.md.
+struct IdleResult: Codable, Sendable, Equatable {
+    var schemaVersion = LoadResult.currentSchemaVersion
+    var mode = "idle"
+    var target: String
+    var settings: Settings
+    var connections: ConnectionFigures
+    /// Connections whose one message came back whole.
+    var echoed: Int
+    /// Connections still open when the server was read.
+    var heldOpen: Int
+    var connectSeconds: Double
+    var errors: ErrorCounts
+    var server: IdleServerFigures?
+    var serverNote: String?
+    /// loadgen over the whole idle run; per-message figures are per echoed connection.
+    var client: ClientFigures
+    var complete: Bool
+    var stopReason: String?
+
+    struct Settings: Codable, Sendable, Equatable {
+        var connections: Int
+        var messageSize: Int
+        var holdSeconds: Double
+        var threads: Int
+        var connectRate: Double?
+        var sourceAddresses: Int
+        var cpus: [Int]
+    }
+
+    var succeeded: Bool { errors.total == 0 && complete && echoed == connections.requested }
+}

@@ -1,0 +1,229 @@
+import EchoProtocol
+
+/// One load run: connect, warm up, measure, drain, report. A value the CLI and the sweep build and run:
+///
+/// ```
+/// var settings = ConnectionSettings(target: IPv4Address("127.0.0.1", port: 7007)!, connections: 100)
+/// settings.serverPID = pid
+/// let result = try LoadRun(connection: settings, duration: .seconds(5)).run()
+/// print(result.messagesPerSecond, result.latencyMicroseconds.p99, result.server?.contextSwitchesPerMessage)
+/// ```
+///
+/// `run()` throws (a one-line `StartupError`) only when no load could start: bad settings, too few
+/// descriptors or ports, an unreachable target, an unreadable server. Anything that goes wrong once the
+/// load runs ends up in the result (`errors`, `complete`, `stopReason`), with the partial figures.
+struct LoadRun: Sendable {
+    var connection: ConnectionSettings
+    var messageSize = 64
+    /// Closed loop: messages in flight per connection (default 1). Open loop: the most one connection
+    /// may hold unanswered (default 64).
+    var depth: Int? = nil
+    /// Total messages per second over all connections: an open loop. Nil: a closed loop.
+    var rate: Double? = nil
+    var duration: Duration = .seconds(10)
+    var warmup: Duration = .seconds(1)
+    /// How long in-flight messages may take to come back after the measured phase.
+    var drainTimeout: Duration = .seconds(5)
+
+    static let defaultOpenLoopDepth = 64
+    static let maxDepth = 4096
+
+    var workload: Workload {
+        if let rate { return .openLoop(messagesPerSecond: rate, maxInFlight: depth ?? Self.defaultOpenLoopDepth) }
+        return .closedLoop(depth: depth ?? 1)
+    }
+
+    func validate() throws(StartupError) {
+        guard connection.connections >= 1 else { throw StartupError("connections must be at least 1") }
+        guard messageSize >= 1 && messageSize <= ByteCount.maxBufferSize else {
+            throw StartupError("message size must be 1 B...64 MiB, got \(messageSize)")
+        }
+        if let depth, !(1...Self.maxDepth).contains(depth) {
+            throw StartupError("depth must be 1...\(Self.maxDepth), got \(depth)")
+        }
+        if let rate, !(rate > 0 && rate.isFinite) { throw StartupError("rate must be above 0, got \(rate)") }
+        guard duration > .zero else { throw StartupError("duration must be above 0") }
+        guard connection.threads >= 1 else { throw StartupError("threads must be at least 1") }
+    }
+
+    func run(progress: ((LiveFigures) -> Void)? = nil, stop: StopRequest? = nil) throws(StartupError) -> LoadResult {
+        try validate()
+        try Preflight.checkResources(connection)
+        try Preflight.checkReachable(connection)
+        let (probe, probeNote) = ServerProbe.choose(
+            statsAddress: connection.serverStats, pid: connection.serverPID, target: connection.target)
+        if let probe { _ = try probe.snapshot() }  // asked-for figures must be readable from the start
+
+        let group = try LoopGroup(settings: connection, messageSize: messageSize, workload: workload,
+                                  drainTimeout: drainTimeout, liveLatency: progress != nil)
+        let watch = Watch(group: group, requested: connection.connections, progress: progress, stop: stop)
+        group.start()
+
+        // Connect. Every attempt ends within the connect timeout; the deadline is a safety net.
+        let rampSeconds = connection.connectRate.map { Double(connection.connections) / $0 } ?? 0
+        let connectDeadline = monotonicNanoseconds() + UInt64((rampSeconds + connection.connectTimeout.seconds + 10) * 1e9)
+        watch.phase = "connecting"
+        watch.wait(until: connectDeadline) { group.connectPhaseDone }
+        let established = group.open
+        if established == 0 || watch.stopped || !group.connectPhaseDone {
+            let outcomes = group.closeAndJoin()
+            watch.finish()
+            var errors = ErrorCounts()
+            outcomes.forEach { errors.add($0.errors) }
+            if watch.stopped { throw StartupError("interrupted while connecting") }
+            throw StartupError(errors.firstError ?? "cannot connect to \(connection.target)")
+        }
+
+        // Warm up, then measure between two snapshots of the server and of ourselves.
+        let start = monotonicNanoseconds()
+        group.control.start(at: start, warmup: warmup.nanoseconds, duration: duration.nanoseconds,
+                            established: established)
+        watch.startedAt = start
+        watch.phase = warmup > .zero ? "warm-up" : "measuring"
+        var stopReason: String? = nil
+        var serverStart: ServerSnapshot? = nil
+        var serverEnd: ServerSnapshot? = nil
+        var serverNote = probeNote
+        var clientStart = ResourceUsage.ofSelf()
+        var clientEnd = clientStart
+        var measuredFrom = start
+        var measuredTo = start
+
+        let measureAt = group.control.measureAt.load(ordering: .relaxed)
+        if watch.wait(until: measureAt, done: { group.allFinished }) {
+            measuredFrom = monotonicNanoseconds()
+            clientStart = ResourceUsage.ofSelf()
+            serverStart = Self.read(probe, note: &serverNote, when: "at the start of the measured phase")
+            watch.phase = "measuring"
+            watch.wait(until: group.control.stopAt.load(ordering: .relaxed), done: { group.allFinished })
+        }
+        if group.allFinished {
+            stopReason = "every connection was lost after \(Self.format(seconds: Double(monotonicNanoseconds() - start) / 1e9)) of load"
+        } else if watch.stopped {
+            stopReason = "interrupted"
+        }
+        group.control.stopSending()
+        measuredTo = monotonicNanoseconds()
+        clientEnd = ResourceUsage.ofSelf()
+        if serverStart != nil {
+            serverEnd = Self.read(probe, note: &serverNote, when: "at the end of the measured phase")
+        }
+
+        // Drain: the loops end by themselves within the drain timeout; the deadline is a safety net.
+        watch.phase = "draining"
+        watch.wait(until: monotonicNanoseconds() + drainTimeout.nanoseconds + 2_000_000_000, ignoringStop: true) {
+            group.allFinished
+        }
+        let outcomes = group.closeAndJoin()
+        watch.finish()
+
+        // Merge the loops' results.
+        var errors = ErrorCounts()
+        var latency = outcomes[0].latency
+        var perConnection: [Int] = []
+        var totals = LoadResult.Totals(messagesCompleted: 0, bytesSent: 0, bytesReceived: 0)
+        var peak = 0
+        for (index, outcome) in outcomes.enumerated() {
+            errors.add(outcome.errors)
+            if index > 0 { latency.add(outcome.latency) }
+            perConnection += outcome.messagesPerConnection
+            totals.messagesCompleted += outcome.completed
+            totals.bytesSent += outcome.bytesSent
+            totals.bytesReceived += outcome.bytesReceived
+            peak += outcome.peakOpen
+        }
+        let finalStop = group.control.stopAt.load(ordering: .relaxed)
+        let window = finalStop > measureAt ? Double(finalStop - measureAt) / 1e9 : 0
+        let messages = Int(latency.totalCount)
+        let usageSeconds = Double(measuredTo - measuredFrom) / 1e9
+        var server: ServerFigures? = nil
+        if let probe, let serverStart, let serverEnd {
+            server = ServerFigures(source: probe.method, from: serverStart, to: serverEnd, seconds: usageSeconds,
+                                   messages: messages)
+        }
+        return LoadResult(
+            target: connection.target.description,
+            settings: .init(
+                connections: connection.connections, messageSize: messageSize,
+                depth: depth ?? (rate == nil ? 1 : Self.defaultOpenLoopDepth), rate: rate,
+                durationSeconds: duration.seconds, warmupSeconds: warmup.seconds, threads: group.loops.count,
+                connectRate: connection.connectRate, sourceAddresses: connection.sourceAddresses.count,
+                cpus: connection.cpus),
+            connections: .init(requested: connection.connections, established: established, peakOpen: peak),
+            measuredSeconds: window, messages: messages,
+            messagesPerSecond: window > 0 ? Double(messages) / window : 0,
+            bytesPerSecond: window > 0 ? Double(messages * messageSize) / window : 0,
+            latencyMicroseconds: LatencyFigures(latency),
+            fairness: FairnessFigures(messagesPerConnection: perConnection),
+            errors: errors, server: server, serverNote: serverNote,
+            client: ClientFigures(loops: group.loops.count, usage: clientEnd.since(clientStart), seconds: usageSeconds,
+                                  messages: messages),
+            totals: totals, complete: stopReason == nil, stopReason: stopReason)
+    }
+
+    /// A server snapshot, or nil with the reason added to `note`.
+    static func read(_ probe: ServerProbe?, note: inout String?, when: String) -> ServerSnapshot? {
+        guard let probe else { return nil }
+        do {
+            return try probe.snapshot()
+        } catch {
+            note = "server figures unavailable: \(probe.description) could not be read \(when): \(error)"
+            return nil
+        }
+    }
+
+    static func format(seconds: Double) -> String {
+        seconds < 10 ? "\((seconds * 100).rounded() / 100) s" : "\(Int(seconds.rounded())) s"
+    }
+}
+
+/// The coordinator's clock: sleeps in short slices until a deadline, calls the live-line callback once a
+/// second, and notices a stop request.
+final class Watch {
+    let group: LoopGroup
+    let requested: Int
+    let progress: ((LiveFigures) -> Void)?
+    let stop: StopRequest?
+    var phase = "starting"
+    var startedAt = monotonicNanoseconds()
+    private(set) var stopped = false
+    private var lastTick = monotonicNanoseconds()
+    private var lastCompleted = 0
+
+    init(group: LoopGroup, requested: Int, progress: ((LiveFigures) -> Void)?, stop: StopRequest?) {
+        self.group = group
+        self.requested = requested
+        self.progress = progress
+        self.stop = stop
+    }
+
+    /// Sleeps until `deadline` or until `done` holds. Returns true when the deadline came (not stopped early).
+    @discardableResult
+    func wait(until deadline: UInt64, ignoringStop: Bool = false, done: () -> Bool) -> Bool {
+        while true {
+            if done() { return false }
+            if !ignoringStop, let stop, stop.isRequested {
+                stopped = true
+                return false
+            }
+            let now = monotonicNanoseconds()
+            if now >= deadline { return true }
+            if now - lastTick >= 1_000_000_000 { tick(now: now) }
+            sleep(untilNanoseconds: min(deadline, now + 50_000_000))
+        }
+    }
+
+    private func tick(now: UInt64) {
+        let completed = group.completed
+        let seconds = Double(now - lastTick) / 1e9
+        progress?(LiveFigures(
+            phase: phase, elapsedSeconds: Double(now - startedAt) / 1e9,
+            open: phase == "connecting" ? group.resolved : group.open, requested: requested,
+            messagesPerSecond: Double(completed - lastCompleted) / seconds,
+            p99Microseconds: Double(group.liveP99) / 1000, errors: group.errors))
+        lastCompleted = completed
+        lastTick = now
+    }
+
+    func finish() {}
+}

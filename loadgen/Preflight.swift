@@ -1,0 +1,69 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import EchoProtocol
+
+/// Checks made before any load: each failure is one line a person can act on.
+enum Preflight {
+    /// Descriptors loadgen needs besides one per connection (epoll, eventfd per loop, stdio, probes).
+    static let spareDescriptors = 32
+
+    /// Enough descriptors and local ports for `settings.connections`; raises the soft fd limit first.
+    static func checkResources(_ settings: ConnectionSettings) throws(StartupError) {
+        let limit = Lifecycle.raiseOpenFileLimit()
+        let needed = settings.connections + 2 * settings.threads + spareDescriptors
+        let sources = max(1, settings.sourceAddresses.count)
+        let ports = localPortCount()
+        let portHint =
+            ports * sources < settings.connections
+            ? "; more than \(ports) connections to one target also need more source addresses, e.g. --source-addresses 127.0.0.1-127.0.0.\(min(254, (settings.connections + ports - 1) / ports))"
+            : ""
+        if limit < needed {
+            var hard = rlimit()
+            getrlimit(Int32(RLIMIT_NOFILE.rawValue), &hard)
+            throw StartupError(
+                "\(settings.connections) connections need \(needed) open files but RLIMIT_NOFILE allows \(limit) (hard limit \(hard.rlim_max)): raise it with `ulimit -n \(needed)` (as root beyond the hard limit) or ask for fewer connections\(portHint)")
+        }
+        if ports * sources < settings.connections {
+            throw StartupError(
+                "\(settings.connections) connections to one target need more than the \(ports) local ports of \(sources == 1 ? "one source address" : "\(sources) source addresses"): spread them with --source-addresses 127.0.0.1-127.0.0.\(min(254, (settings.connections + ports - 1) / ports))")
+        }
+    }
+
+    /// Ports in /proc/sys/net/ipv4/ip_local_port_range (28232 by default).
+    static func localPortCount() -> Int {
+        let fields = readText("/proc/sys/net/ipv4/ip_local_port_range")?.split(whereSeparator: \.isWhitespace)
+            .compactMap { Int($0) } ?? []
+        guard fields.count == 2, fields[1] >= fields[0] else { return 28232 }
+        return fields[1] - fields[0] + 1
+    }
+
+    /// One blocking connection attempt (from the first source address, if any), bounded by `timeout`:
+    /// the target must answer before anything else starts. Throws `cannot connect to HOST:PORT: reason`.
+    static func checkReachable(_ settings: ConnectionSettings) throws(StartupError) {
+        let target = settings.target
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw StartupError("cannot create a socket: \(errnoDescription(errno))") }
+        defer { close(fd) }
+        if let source = settings.sourceAddresses.first {
+            guard source.withSockaddr({ bind(fd, $0, $1) }) == 0 else {
+                throw StartupError("cannot bind source address \(source.host): \(errnoDescription(errno))")
+            }
+        }
+        if target.withSockaddr({ connect(fd, $0, $1) }) == 0 { return }
+        guard errno == EINPROGRESS else {
+            throw StartupError("cannot connect to \(target): \(errnoDescription(errno))")
+        }
+        var poll = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        let milliseconds = Int32(clamping: settings.connectTimeout.nanoseconds / 1_000_000)
+        var ready: Int32
+        repeat { ready = Glibc.poll(&poll, 1, milliseconds) } while ready < 0 && errno == EINTR
+        guard ready > 0 else {
+            throw StartupError("cannot connect to \(target): no answer within \(settings.connectTimeout.shortDescription)")
+        }
+        var error: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+        if error != 0 { throw StartupError("cannot connect to \(target): \(errnoDescription(error))") }
+    }
+}

@@ -1,0 +1,202 @@
+import EchoProtocol
+import Histogram
+
+/// Latency percentiles of the measured messages, in microseconds.
+struct LatencyFigures: Codable, Sendable, Equatable {
+    var count: Int
+    var mean: Double
+    var p50: Double
+    var p90: Double
+    var p99: Double
+    var p999: Double
+    var max: Double
+
+    init(count: Int, mean: Double, p50: Double, p90: Double, p99: Double, p999: Double, max: Double) {
+        self.count = count
+        self.mean = mean
+        self.p50 = p50
+        self.p90 = p90
+        self.p99 = p99
+        self.p999 = p999
+        self.max = max
+    }
+
+    /// From a histogram of nanoseconds.
+    init(_ histogram: Histogram<UInt64>) {
+        let empty = histogram.totalCount == 0
+        func micros(_ percentile: Double) -> Double {
+            empty ? 0 : Double(histogram.valueAtPercentile(percentile)) / 1000
+        }
+        self.init(
+            count: Int(histogram.totalCount), mean: empty ? 0 : histogram.mean / 1000, p50: micros(50),
+            p90: micros(90), p99: micros(99), p999: micros(99.9), max: empty ? 0 : Double(histogram.max) / 1000)
+    }
+}
+
+/// How evenly the measured messages spread over the connections.
+struct FairnessFigures: Codable, Sendable, Equatable {
+    var minimum: Int
+    var median: Int
+    var maximum: Int
+    /// Jain's fairness index, (Σx)² / (n·Σx²): 1 when every connection got the same, 1/n when one got all.
+    var jainIndex: Double
+
+    init(minimum: Int, median: Int, maximum: Int, jainIndex: Double) {
+        self.minimum = minimum
+        self.median = median
+        self.maximum = maximum
+        self.jainIndex = jainIndex
+    }
+
+    init(messagesPerConnection counts: [Int]) {
+        let sorted = counts.sorted()
+        guard !sorted.isEmpty else {
+            self.init(minimum: 0, median: 0, maximum: 0, jainIndex: 0)
+            return
+        }
+        let sum = sorted.reduce(0.0) { $0 + Double($1) }
+        let squares = sorted.reduce(0.0) { $0 + Double($1) * Double($1) }
+        self.init(
+            minimum: sorted[0], median: sorted[sorted.count / 2], maximum: sorted[sorted.count - 1],
+            jainIndex: squares > 0 ? sum * sum / (Double(sorted.count) * squares) : 0)
+    }
+}
+
+/// The server over the measured phase: memory and process figures at its end, CPU and context
+/// switches accrued during it, and both per message.
+struct ServerFigures: Codable, Sendable, Equatable {
+    /// `stats-endpoint`, `pid` or `listening-socket`.
+    var source: String
+    var pid: Int32
+    var variant: String
+    var rssKiB: Int
+    var hwmKiB: Int
+    var vmSizeKiB: Int
+    var threads: Int
+    var openFDs: Int
+    var userSeconds: Double
+    var systemSeconds: Double
+    var cpuSeconds: Double
+    /// CPU time over wall time of the phase: 100 is one core.
+    var cpuPercent: Double
+    var voluntaryContextSwitches: Int
+    var involuntaryContextSwitches: Int
+    var contextSwitches: Int
+    var cpuMicrosecondsPerMessage: Double
+    var contextSwitchesPerMessage: Double
+
+    init(source: ServerProbe.Method, from start: ServerSnapshot, to end: ServerSnapshot, seconds: Double, messages: Int) {
+        let usage = end.usage.since(start.usage)
+        self.source = source.rawValue
+        pid = end.pid
+        variant = end.variant
+        rssKiB = end.memory.rssKiB
+        hwmKiB = end.memory.hwmKiB
+        vmSizeKiB = end.memory.vmSizeKiB
+        threads = end.threads
+        openFDs = end.openFDs
+        userSeconds = usage.userSeconds
+        systemSeconds = usage.systemSeconds
+        cpuSeconds = usage.cpuSeconds
+        cpuPercent = seconds > 0 ? 100 * usage.cpuSeconds / seconds : 0
+        voluntaryContextSwitches = usage.voluntaryContextSwitches
+        involuntaryContextSwitches = usage.involuntaryContextSwitches
+        contextSwitches = usage.contextSwitches
+        cpuMicrosecondsPerMessage = messages > 0 ? usage.cpuSeconds * 1e6 / Double(messages) : 0
+        contextSwitchesPerMessage = messages > 0 ? Double(usage.contextSwitches) / Double(messages) : 0
+    }
+}
+
+/// loadgen itself over the measured phase (getrusage of the whole process), so a reader can tell
+/// whether the client was the bottleneck.
+struct ClientFigures: Codable, Sendable, Equatable {
+    var loops: Int
+    var userSeconds: Double
+    var systemSeconds: Double
+    var cpuSeconds: Double
+    var cpuPercent: Double
+    var voluntaryContextSwitches: Int
+    var involuntaryContextSwitches: Int
+    var contextSwitches: Int
+    var cpuMicrosecondsPerMessage: Double
+    var contextSwitchesPerMessage: Double
+    var maxRSSKiB: Int
+
+    init(loops: Int, usage: ResourceUsage, seconds: Double, messages: Int) {
+        self.loops = loops
+        userSeconds = usage.userSeconds
+        systemSeconds = usage.systemSeconds
+        cpuSeconds = usage.cpuSeconds
+        cpuPercent = seconds > 0 ? 100 * usage.cpuSeconds / seconds : 0
+        voluntaryContextSwitches = usage.voluntaryContextSwitches
+        involuntaryContextSwitches = usage.involuntaryContextSwitches
+        contextSwitches = usage.contextSwitches
+        cpuMicrosecondsPerMessage = messages > 0 ? usage.cpuSeconds * 1e6 / Double(messages) : 0
+        contextSwitchesPerMessage = messages > 0 ? Double(usage.contextSwitches) / Double(messages) : 0
+        maxRSSKiB = usage.maxRSSKiB
+    }
+}
+
+/// Connection counts of a run.
+struct ConnectionFigures: Codable, Sendable, Equatable {
+    var requested: Int
+    var established: Int
+    /// The most connections open at one moment (summed over loops' peaks: an upper bound when they differ in time).
+    var peakOpen: Int
+}
+
+/// Everything `loadgen run` measured; `--json` prints it, the sweep collects it.
+/// The schema is documented in loadgen/README-json.md; bump `currentSchemaVersion` on any change
+/// that is not a new optional field.
+struct LoadResult: Codable, Sendable, Equatable {
+    static let currentSchemaVersion = 1
+
+    var schemaVersion = LoadResult.currentSchemaVersion
+    var mode = "run"
+    var target: String
+    var settings: Settings
+    var connections: ConnectionFigures
+    /// Length of the measured phase (shorter than asked when the run ended early).
+    var measuredSeconds: Double
+    /// Messages sent in the measured phase that came back whole and verified.
+    var messages: Int
+    var messagesPerSecond: Double
+    /// Payload bytes per second, one way.
+    var bytesPerSecond: Double
+    var latencyMicroseconds: LatencyFigures
+    var fairness: FairnessFigures
+    var errors: ErrorCounts
+    /// Nil when no server could be read; `serverNote` says why.
+    var server: ServerFigures?
+    var serverNote: String?
+    var client: ClientFigures
+    /// The whole run, warm-up and drain included: what the byte counts of a server must match.
+    var totals: Totals
+    /// False when the run ended before its time (all connections lost, or interrupted); `stopReason` says why.
+    var complete: Bool
+    var stopReason: String?
+
+    struct Settings: Codable, Sendable, Equatable {
+        var connections: Int
+        var messageSize: Int
+        /// Closed loop: messages in flight per connection. Open loop: the most a connection may hold.
+        var depth: Int
+        /// Open loop's total messages per second; nil for a closed loop.
+        var rate: Double?
+        var durationSeconds: Double
+        var warmupSeconds: Double
+        var threads: Int
+        var connectRate: Double?
+        var sourceAddresses: Int
+        var cpus: [Int]
+    }
+
+    struct Totals: Codable, Sendable, Equatable {
+        var messagesCompleted: Int
+        var bytesSent: Int
+        var bytesReceived: Int
+    }
+
+    /// Whether the run counts as a success (the exit status is 0 only then).
+    var succeeded: Bool { errors.total == 0 && complete }
+}
