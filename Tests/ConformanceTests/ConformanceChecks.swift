@@ -178,7 +178,8 @@ enum Conformance {
 
     static func expectSame(_ actual: [UInt8], _ expected: [UInt8], _ what: String) throws {
         guard actual != expected else { return }
-        let index = zip(actual, expected).firstIndex(where: { $0 != $1 }) ?? min(actual.count, expected.count)
+        let index = zip(actual, expected).enumerated().first(where: { $0.element.0 != $0.element.1 })?.offset
+            ?? min(actual.count, expected.count)
         throw ConformanceFailure(
             "\(what): \(actual.count) B back for \(expected.count) B sent, first difference at byte \(index)")
     }

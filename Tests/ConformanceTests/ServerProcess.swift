@@ -1,5 +1,6 @@
 import EchoProtocol
 import Foundation
+import Testing
 
 #if canImport(Glibc)
 import Glibc
