@@ -88,7 +88,10 @@ extension EventLoop {
     /// arriving meanwhile wait in the kernel's queue (up to --backlog).
     func pauseAccepting() {
         ev_io_stop(loop, acceptWatcher)
-        if clibev_is_active(acceptRetryTimer) == 0 { ev_timer_start(loop, acceptRetryTimer) }
+        guard clibev_is_active(acceptRetryTimer) == 0 else { return }
+        // Set the delay again each time: an expired timer keeps `at` ≈ 0 and would fire at once.
+        clibev_timer_set(acceptRetryTimer, Self.acceptRetryDelay, 0)
+        ev_timer_start(loop, acceptRetryTimer)
     }
 
     func resumeAccepting() {

@@ -37,6 +37,12 @@ static inline void clibev_timer_init(ev_timer *w, clibev_timer_cb cb, double aft
     ev_timer_init(w, cb, after, repeat);
 }
 
+/// Sets a stopped timer's delay. Needed before every restart of a one-shot timer: libev keeps an
+/// expired timer's `at` relative to when it fired (about 0), so a plain ev_timer_start would fire at once.
+static inline void clibev_timer_set(ev_timer *w, double after, double repeat) {
+    ev_timer_set(w, after, repeat);
+}
+
 static inline void clibev_signal_init(ev_signal *w, clibev_signal_cb cb, int signum) {
     ev_signal_init(w, cb, signum);
 }
