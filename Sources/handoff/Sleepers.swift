@@ -124,7 +124,8 @@ struct Sleepers: AsyncParsableCommand {
         let measured = stopwatch.stop()
         return SleepersReport(
             units: .threads, requested: count, started: started, stopped: stopped, sleep: sleep,
-            peakAlive: plan.alive.peak, memory: memory, measured: measured)
+            // A unit is counted alive just before pthread_create; a failed create must not count.
+            peakAlive: min(plan.alive.peak, started), memory: memory, measured: measured)
     }
 }
 
@@ -224,15 +225,23 @@ struct ThreadLimits {
     var threadsMax: Int
     var maxMapCount: Int
     var processLimit: Int  // RLIMIT_NPROC soft limit (counts every thread of the user; not for root)
+    var addressSpaceLimit: Int  // RLIMIT_AS soft limit, bytes (`ulimit -v`)
+    var stackSize: Int  // RLIMIT_STACK soft limit, bytes: glibc's default thread stack size
 
     static func read() -> ThreadLimits {
-        var limit = rlimit()
-        getrlimit(Int32(__RLIMIT_NPROC.rawValue), &limit)  // RLIMIT_NPROC is a macro Swift cannot see
+        func softLimit(_ resource: UInt32) -> Int {
+            var limit = rlimit()
+            guard getrlimit(Int32(resource), &limit) == 0 else { return Int.max }
+            return Int(clamping: limit.rlim_cur)
+        }
+        // RLIMIT_NPROC and RLIMIT_STACK are macros Swift cannot see; the enum values behind them it can.
         return ThreadLimits(
             pidMax: number(in: "/proc/sys/kernel/pid_max") ?? 32768,
             threadsMax: number(in: "/proc/sys/kernel/threads-max") ?? Int.max,
             maxMapCount: number(in: "/proc/sys/vm/max_map_count") ?? Int.max,
-            processLimit: Int(clamping: limit.rlim_cur))
+            processLimit: softLimit(__RLIMIT_NPROC.rawValue),
+            addressSpaceLimit: softLimit(RLIMIT_AS.rawValue),
+            stackSize: softLimit(RLIMIT_STACK.rawValue))
     }
 
     /// Threads on the whole machine: the denominator of /proc/loadavg's fourth field.
@@ -248,20 +257,23 @@ struct ThreadLimits {
     func diagnose(_ error: ThreadStartError) -> String {
         let system = Self.systemThreads() ?? 0
         let maps = readText("/proc/self/maps").map { $0.utf8.lazy.filter { $0 == UInt8(ascii: "\n") }.count } ?? 0
+        let addressSpace = (ProcStatus.read()?.vmSizeKiB ?? 0) * 1024
         let likely: String
-        if maps >= maxMapCount - 8 {
+        if addressSpaceLimit != Int.max, addressSpace.addingReportingOverflow(stackSize).partialValue > addressSpaceLimit {
+            likely = "RLIMIT_AS (ulimit -v \(addressSpaceLimit / 1024) KiB; one more stack would pass it)"
+        } else if maps >= maxMapCount - 8 {
             likely = "vm.max_map_count (each thread stack is two mappings: stack and guard page)"
         } else if system >= pidMax - 400 {
             likely = "pid_max (every thread takes a PID)"
         } else if system >= threadsMax - 8 {
             likely = "kernel.threads-max"
         } else if error.code == EAGAIN {
-            likely = "RLIMIT_NPROC or memory for the stack"
+            likely = "RLIMIT_NPROC or memory for the stack (RLIMIT_NPROC \(processLimit), does not bind root)"
         } else {
             likely = "memory"
         }
         return "likely limit: \(likely); system threads \(system) of pid_max \(pidMax) and threads-max \(threadsMax), "
-            + "this process's mappings \(maps) of vm.max_map_count \(maxMapCount), RLIMIT_NPROC \(processLimit)"
+            + "this process's mappings \(maps) of vm.max_map_count \(maxMapCount)"
     }
 
     private static func number(in path: String) -> Int? {
