@@ -6,6 +6,9 @@ struct EchoConnection: Sendable {
     let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
     let counters: ServerCounters
 
+    /// The event loop that does this connection's I/O.
+    var loop: any EventLoop { channel.channel.eventLoop }
+
     /// How a child channel is set up, from `--buffer-size`: the bounds that keep a connection's
     /// unsent bytes near one buffer.
     struct Limits: Sendable {

@@ -12,6 +12,7 @@ import Glibc
 struct EchoServer: Sendable {
     let runtime: ServerRuntime
     let group: MultiThreadedEventLoopGroup
+    let executor: ExecutorMode
 
     private var options: ServerOptions { runtime.options }
 
@@ -65,12 +66,14 @@ struct EchoServer: Sendable {
 
     /// The server task: accept, spawn a child task per connection, until cancelled.
     private func serve(_ listener: NIOAsyncChannel<EchoConnection?, Never>) async {
+        let loopExecutors = EventLoopTaskExecutor.Table(group)
         do {
             try await withThrowingDiscardingTaskGroup { connections in
                 try await listener.executeThenClose { accepted in
                     for try await connection in accepted {
                         guard let connection else { continue }  // refused by --max-connections, already closed
-                        connections.addTask { await connection.echo() }
+                        let preference = executor.preference(for: connection.loop, among: loopExecutors)
+                        connections.addTask(executorPreference: preference) { await connection.echo() }
                     }
                 }
             }

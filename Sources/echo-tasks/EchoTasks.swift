@@ -28,7 +28,7 @@ struct EchoTasks: ParsableCommand {
     @OptionGroup var server: ServerOptions
 
     @Option(help: "Who runs the tasks: 'eventloop' (NIO's event loops) or 'global' (Swift's cooperative pool).")
-    var executor: TaskExecutor = .eventloop
+    var executor: ExecutorMode = .eventloop
 
     @Option(help: "Number of NIO event loops (threads). Default: the number of cores.")
     var threads: Int = System.coreCount
@@ -50,7 +50,7 @@ struct EchoTasks: ParsableCommand {
         //    connection. The main thread only waits for it.
         let group = MultiThreadedEventLoopGroup.singleton
         try group.any().makeFutureWithTask {
-            await EchoServer(runtime: runtime, group: group).runUntilStopped()
+            await EchoServer(runtime: runtime, group: group, executor: executor).runUntilStopped()
         }.wait()
         runtime.finish()
     }
