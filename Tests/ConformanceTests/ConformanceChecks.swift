@@ -12,9 +12,14 @@ enum Conformance {
     /// Sends `size` random bytes while reading the echo on another thread; the echo must be identical.
     static func echoesExactly(_ server: ServerProcess, size: Int) throws {
         let payload = randomPayload(size, seed: UInt64(size))
-        let socket = try TestSocket(connectingTo: server.address)
+        let socket = try TestSocket(connectingTo: server.address, timeout: 5)
         let writer = BackgroundWork { try socket.send(payload) }
-        let echoed = try socket.receive(exactly: size)
+        let echoed: [UInt8]
+        do {
+            echoed = try socket.receive(exactly: size)
+        } catch {
+            throw ConformanceFailure("echo of \(size) B: \(error)")
+        }
         try writer.join()
         try expectSame(echoed, payload, "echo of \(size) B")
     }
