@@ -63,7 +63,7 @@ final class Acceptor: Sendable {
                         usleep(10_000)
                         spareFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
                     }
-                    warning.emit("cannot accept: \(errnoDescription(code)); refusing new connections")
+                    warning.emit("out of file descriptors (\(errnoDescription(code))); closing new connections at once")
                 default:
                     warning.emit("cannot accept: \(errnoDescription(code))")
                     usleep(10_000)  // ENOBUFS, ENOMEM: give the system a moment instead of spinning

@@ -1,0 +1,140 @@
+import EchoProtocol
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Behaviour particular to echo-threads (issue 3), beyond the conformance suite.
+@Suite(.serialized)
+struct ThreadsTests {
+    private let spec = ServerSpec("echo-threads")
+
+    @Test(arguments: ["8K", "16000", "lots", "64Q"])
+    func unusableStackSizeIsAUsageError(_ size: String) throws {
+        let server = try ServerProcess(spec, extra: ["--stack-size", size])
+        defer { server.stop() }
+        guard let status = server.waitForExit(timeout: 10) else {
+            throw ConformanceFailure("echo-threads --stack-size \(size) is still running")
+        }
+        _ = server.stderr.waitForEnd(timeout: 2)
+        #expect(status == 64, "exit status \(status) for --stack-size \(size); want 64 (usage error)")
+        #expect(server.stderr.lines.contains { $0.contains("--stack-size") && $0.contains("Error") },
+                "stderr: \(server.stderr.lines)")
+        #expect(server.ready == nil)
+    }
+
+    @Test func announcesTheStackSizeItWasGiven() throws {
+        try withServer(spec, extra: ["--stack-size", "64K"]) { server in
+            let line = server.stdout.waitForLine(timeout: 5) { $0.hasPrefix("stack-size ") }
+            #expect(line == "stack-size 64 KiB")
+        }
+    }
+
+    /// Without --stack-size a thread gets glibc's default, which is RLIMIT_STACK (inherited from us).
+    @Test func announcesTheDefaultStackSizeFromRlimitStack() throws {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_STACK.rawValue), &limit)
+        let expected = limit.rlim_cur == rlim_t.max ? 2 << 20 : Int(limit.rlim_cur)
+        try withServer(spec) { server in
+            let line = server.stdout.waitForLine(timeout: 5) { $0.hasPrefix("stack-size ") }
+            #expect(line == "stack-size \(ByteCount.describe(expected))")
+        }
+    }
+
+    /// The model itself: each open connection is one more thread, and it ends with its connection.
+    @Test func eachConnectionIsOneThreadUntilItCloses() throws {
+        try withServer(spec, extra: ["--stack-size", "64K"]) { server in
+            let before = try server.snapshot().threads
+            let sockets = try (0..<20).map { _ in try TestSocket(connectingTo: server.address) }
+            for socket in sockets { try expectEcho(on: socket, "a connection of 20") }
+            #expect(try server.snapshot().threads == before + 20)
+            sockets.forEach { $0.closeNow() }
+            try Conformance.waitFor("threads back to \(before) after the connections closed", timeout: 5) {
+                try server.snapshot().threads == before
+            }
+        }
+    }
+
+    /// When pthread_create fails (here: 1 GiB stacks under a 3 GiB address-space limit) the
+    /// connection is closed and counted as refused, one warning a second is printed, and the
+    /// server goes on serving once a thread can be created again.
+    @Test func threadCreationFailureRefusesAndKeepsServing() throws {
+        let server = try ServerProcess.started(
+            spec, extra: ["--stack-size", "1G"], shellPrefix: "ulimit -v \(3 << 20)")
+        defer { server.stop() }
+
+        var served: [TestSocket] = []
+        var refused = 0
+        for _ in 0..<8 {
+            let socket = try TestSocket(connectingTo: server.address, timeout: 3)
+            try socket.send([7])
+            switch socket.readOutcome() {
+            case .data(1): served.append(socket)
+            case .endOfFile, .reset: refused += 1
+            case let other: throw ConformanceFailure("a connection neither echoed nor was closed: \(other)")
+            }
+        }
+        #expect(!served.isEmpty, "no connection got a 1 GiB thread under a 3 GiB limit")
+        #expect(refused >= 4, "only \(refused) of 8 connections refused under a 3 GiB limit")
+        let counters = try #require(try server.snapshot().counters)
+        #expect(counters.refused == refused && counters.active == served.count, "\(counters)")
+
+        let warnings = server.stderr.lines.filter { $0.contains("cannot create a thread") }
+        #expect((1..<refused).contains(warnings.count), "\(refused) refusals printed \(warnings.count) warnings")
+
+        // A served connection that closes frees its stack; the next connection gets a thread.
+        served.removeFirst().closeNow()
+        try Conformance.waitFor("a new connection to echo once a thread has ended", timeout: 5) {
+            let socket = try TestSocket(connectingTo: server.address, timeout: 2)
+            try socket.send([8])
+            return socket.readOutcome() == .data(1)
+        }
+        for socket in served { try expectEcho(on: socket, "a connection served throughout") }
+    }
+
+    /// Out of descriptors, a new connection is closed at once (not left waiting in the backlog),
+    /// the server does not spin, and established connections go on echoing.
+    @Test func outOfDescriptorsClosesNewConnectionsAtOnce() throws {
+        let server = try ServerProcess.started(spec, extra: ["--stack-size", "64K"], shellPrefix: "ulimit -n 64")
+        defer { server.stop() }
+        var sockets: [TestSocket] = []
+        var closedAtOnce = 0
+        for _ in 0..<80 {
+            let socket = try TestSocket(connectingTo: server.address, timeout: 3)
+            try socket.send([5])
+            switch socket.readOutcome() {
+            case .data(1): sockets.append(socket)
+            case .endOfFile, .reset: closedAtOnce += 1
+            case let other: throw ConformanceFailure("a connection neither echoed nor was closed: \(other)")
+            }
+        }
+        #expect(sockets.count >= 40 && closedAtOnce >= 10, "served \(sockets.count), closed \(closedAtOnce)")
+        #expect(server.stderr.lines.contains { $0.contains("out of file descriptors") }, "\(server.stderr.lines)")
+        let cpu = try cpuSeconds(of: server)
+        usleep(500_000)
+        #expect(try cpuSeconds(of: server) - cpu < 0.1, "the server used CPU while idle and out of descriptors")
+        for socket in sockets { try expectEcho(on: socket, "an established connection") }
+        sockets.suffix(10).forEach { $0.closeNow() }
+        sockets.removeLast(10)
+        try Conformance.waitFor("a new connection to echo once descriptors are free", timeout: 5) {
+            let socket = try TestSocket(connectingTo: server.address, timeout: 2)
+            try socket.send([6])
+            return socket.readOutcome() == .data(1)
+        }
+    }
+
+    private func expectEcho(on socket: TestSocket, _ what: String) throws {
+        let payload = randomPayload(100, seed: 5)
+        try socket.send(payload)
+        try Conformance.expectSame(try socket.receive(exactly: payload.count), payload, what)
+    }
+
+    private func cpuSeconds(of server: ServerProcess) throws -> Double {
+        guard let snapshot = ServerSnapshot.ofProcess(pid: server.pid) else {
+            throw ConformanceFailure("server \(server.pid) is gone")
+        }
+        return snapshot.usage.cpuSeconds
+    }
+}
