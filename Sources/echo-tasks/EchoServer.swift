@@ -16,22 +16,18 @@ struct EchoServer: Sendable {
 
     private var options: ServerOptions { runtime.options }
 
-    /// Binds, announces readiness, serves until SIGINT/SIGTERM, then returns with every connection closed.
-    func runUntilStopped() async {
+    /// Binds, announces readiness, serves until `stopRequested` finishes (on SIGINT/SIGTERM), then
+    /// returns with every connection closed.
+    func runUntilStopped(_ stopRequested: AsyncStream<Never>) async {
         let listener = await bind()
         let port = listener.channel.localAddress?.port ?? options.port
         runtime.announce(listening: IPv4Address(options.host, port: port)!)
-
-        // The signal thread cannot cancel a task itself; it finishes this stream, and the child
-        // waiting on the stream returns, which lets the group cancel the server task.
-        let (stopRequested, requestStop) = AsyncStream<Never>.makeStream()
-        runtime.onStop { requestStop.finish() }
 
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await serve(listener) }
             group.addTask { for await _ in stopRequested {} }
             await group.next()  // a stop request, or the listener failed
-            group.cancelAll()
+            group.cancelAll()  // reaches every connection task through the server task
         }
     }
 

@@ -46,11 +46,16 @@ struct EchoTasks: ParsableCommand {
         // 2. NIO's group sized and, for `eventloop`, made the global executor: before the group's
         //    first use and before the first task.
         executor.install(threads: threads)
-        // 3. Swift concurrency starts here, with the one root task: the server and, below it, every
+        // 3. The signal thread cannot cancel a task itself: on SIGINT/SIGTERM it finishes this
+        //    stream, and the server's task group, which waits on it, cancels the server task.
+        let (stopRequested, requestStop) = AsyncStream<Never>.makeStream()
+        runtime.onStop { requestStop.finish() }
+        // 4. Swift concurrency starts here, with the one root task: the server and, below it, every
         //    connection. The main thread only waits for it.
         let group = MultiThreadedEventLoopGroup.singleton
+        let executor = self.executor
         try group.any().makeFutureWithTask {
-            await EchoServer(runtime: runtime, group: group, executor: executor).runUntilStopped()
+            await EchoServer(runtime: runtime, group: group, executor: executor).runUntilStopped(stopRequested)
         }.wait()
         runtime.finish()
     }

@@ -1,0 +1,97 @@
+import EchoProtocol
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Behaviour particular to echo-tasks (issue 5), beyond the conformance suite.
+@Suite(.serialized)
+struct TasksTests {
+    static let executors = ["eventloop", "global"]
+
+    private func spec(_ executor: String, threads: Int = 2) -> ServerSpec {
+        ServerSpec("echo-tasks", ["--executor", executor, "--threads", "\(threads)"])
+    }
+
+    /// With `--executor eventloop` the tasks run on NIO's loops: the process has the loops plus
+    /// main, stats and signal threads, and no Swift cooperative pool.
+    @Test func eventloopExecutorRunsTasksOnTheLoopsAlone() throws {
+        try withServer(spec("eventloop", threads: 3)) { server in
+            try echoOnTwentyConnections(server)
+            #expect(try server.snapshot().threads == 3 + 3)
+        }
+    }
+
+    /// With `--executor global` the tasks run on Swift's cooperative pool, beside the loops.
+    @Test func globalExecutorRunsTasksOnSwiftsPool() throws {
+        try withServer(spec("global", threads: 1)) { server in
+            try echoOnTwentyConnections(server)
+            #expect(try server.snapshot().threads > 1 + 3)
+        }
+    }
+
+    @Test(arguments: ["0", "-1", "many"])
+    func unusableThreadCountIsAUsageError(_ threads: String) throws {
+        let server = try ServerProcess(ServerSpec("echo-tasks"), extra: ["--threads", threads])
+        defer { server.stop() }
+        guard let status = server.waitForExit(timeout: 10) else {
+            throw ConformanceFailure("echo-tasks --threads \(threads) is still running")
+        }
+        #expect(status == 64, "exit status \(status) for --threads \(threads); want 64 (usage error)")
+        #expect(server.ready == nil)
+    }
+
+    /// Half-close while the server's writes are backed up: with a 32 MiB --buffer-size the server
+    /// keeps reading while the client, not reading, lets 16 MiB pile up in the server's channel; so
+    /// when the server reads the FIN it still holds megabytes unsent. They must all arrive before the
+    /// server closes (NIO's close drops queued writes; `executeThenClose` alone would lose them).
+    @Test(arguments: executors)
+    func halfCloseWhileWritesAreBackedUpSendsThemAll(_ executor: String) throws {
+        try withServer(spec(executor), extra: ["--buffer-size", "32M"]) { server in
+            let payload = randomPayload(16 << 20, seed: 17)
+            let socket = try TestSocket(connectingTo: server.address)
+            let writer = BackgroundWork {
+                try socket.send(payload)
+                socket.shutdownWrite()
+            }
+            try writer.join(timeout: 20)  // everything sent while nobody reads the echo
+            usleep(200_000)  // and the server has read the FIN
+            let echoed = try socket.receive(exactly: payload.count)
+            try Conformance.expectSame(echoed, payload, "echo of 16 MiB sent before reading, then half-closed")
+            socket.setTimeout(3)
+            #expect(socket.readOutcome() == .endOfFile)
+        }
+    }
+
+    /// SIGTERM while a connection's task is suspended in a write the client never reads: the
+    /// cancellation reaches it through the task tree and the server exits 0 with its final stats.
+    @Test(arguments: executors)
+    func sigtermWhileAWriteIsBlockedExitsZero(_ executor: String) throws {
+        let server = try ServerProcess.started(spec(executor))
+        defer { server.stop() }
+        let hog = try TestSocket(connectingTo: server.address)
+        hog.setTimeout(1)
+        let chunk = randomPayload(1 << 20, seed: 23)
+        for _ in 0..<64 {
+            if try hog.sendUpTo(chunk) < chunk.count { break }  // blocked: the server stopped reading
+        }
+        kill(server.pid, SIGTERM)
+        guard let status = server.waitForExit(timeout: 2) else {
+            throw ConformanceFailure("echo-tasks --executor \(executor) still running 2 s after SIGTERM")
+        }
+        #expect(status == 0)
+        _ = server.stdout.waitForEnd(timeout: 2)
+        #expect(server.stdout.lines.contains { $0.hasPrefix("final-stats ") })
+    }
+
+    private func echoOnTwentyConnections(_ server: ServerProcess) throws {
+        let sockets = try (0..<20).map { _ in try TestSocket(connectingTo: server.address) }
+        for (index, socket) in sockets.enumerated() {
+            let payload = randomPayload(100, seed: UInt64(index))
+            try socket.send(payload)
+            try Conformance.expectSame(try socket.receive(exactly: payload.count), payload, "connection \(index)")
+        }
+    }
+}
