@@ -192,12 +192,16 @@ final class ClientLoop: @unchecked Sendable {
                 }
             case .loading:
                 if open == 0 { phase = .done; continue }
-                if now >= stopAt {
+                if interval > 0 { issueDueMessages(now: now) }
+                // An open loop that fell behind still sends what was scheduled before stopAt (late, and
+                // its latency says so), for at most the drain time; what is left then goes unsent.
+                let backlog = interval > 0 && !openList.isEmpty && dueTime(of: issued) < stopAt
+                if now >= stopAt && (!backlog || now >= stopAt + plan.drainTimeoutNanoseconds) {
+                    if backlog { countUnsent() }
                     phase = .draining
                     drainDeadline = now + plan.drainTimeoutNanoseconds
                     continue
                 }
-                if interval > 0 { issueDueMessages(now: now) }
             case .draining:
                 if inFlight == 0 || open == 0 { phase = .done; continue }
                 if now >= drainDeadline {
@@ -237,7 +241,7 @@ final class ClientLoop: @unchecked Sendable {
         if pendingConnects > 0 { wakeAt = min(wakeAt, nextExpiryCheck) }
         switch phase {
         case .loading:
-            wakeAt = min(wakeAt, stopAt)
+            wakeAt = min(wakeAt, max(stopAt, now + 1_000_000))
             if plan.liveLatency { wakeAt = min(wakeAt, nextLiveTick) }
             if interval > 0 && !scheduleStalled { wakeAt = min(wakeAt, dueTime(of: issued)) }
         case .draining:
@@ -435,6 +439,15 @@ final class ClientLoop: @unchecked Sendable {
         }
     }
 
+    /// Messages scheduled before stopAt that were never sent.
+    private func countUnsent() {
+        var message = issued
+        while dueTime(of: message) < stopAt {
+            message += 1
+        }
+        outcome.unsentMessages = message - issued
+    }
+
     @inline(__always)
     private func queueMessage(_ index: Int, sentAt: UInt64) {
         let connection = connections + index
@@ -629,6 +642,8 @@ struct LoopOutcome {
     var bytesReceived = 0
     /// Measured messages of each connection that was established.
     var messagesPerConnection: [Int] = []
+    /// Open loop: messages scheduled in the sending phase but never sent (connections full till the end).
+    var unsentMessages = 0
     var latency = Histogram<UInt64>(highestTrackableValue: ClientLoop.highestLatency, numberOfSignificantValueDigits: .three)
     var errors = ErrorCounts()
 }

@@ -42,7 +42,7 @@ extension Loadgen {
                 result = try idle.run(progress: live.callback, stop: stop)
             } catch {
                 live.clear()
-                Lifecycle.fail(tool: "loadgen", message: error.message)
+                Lifecycle.fail(tool: "loadgen", message: error.oneLine)
             }
             live.clear()
             try Report.emit(result, json: output.json, csv: output.csv)

@@ -90,14 +90,17 @@ struct LoadRun: Sendable {
         var measuredTo = start
 
         let measureAt = group.control.measureAt.load(ordering: .relaxed)
+        var ranToTheEnd = false
         if watch.wait(until: measureAt, done: { group.allFinished }) {
             measuredFrom = monotonicNanoseconds()
             clientStart = ResourceUsage.ofSelf()
             serverStart = Self.read(probe, note: &serverNote, when: "at the start of the measured phase")
             watch.phase = "measuring"
-            watch.wait(until: group.control.stopAt.load(ordering: .relaxed), done: { group.allFinished })
+            ranToTheEnd = watch.wait(until: group.control.stopAt.load(ordering: .relaxed), done: { group.allFinished })
         }
-        if group.allFinished {
+        if ranToTheEnd {
+            stopReason = nil
+        } else if group.allFinished {
             stopReason = "every connection was lost after \(Self.format(seconds: Double(monotonicNanoseconds() - start) / 1e9)) of load"
         } else if watch.stopped {
             stopReason = "interrupted"
@@ -123,7 +126,9 @@ struct LoadRun: Sendable {
         var perConnection: [Int] = []
         var totals = LoadResult.Totals(messagesCompleted: 0, bytesSent: 0, bytesReceived: 0)
         var peak = 0
+        var unsent = 0
         for (index, outcome) in outcomes.enumerated() {
+            unsent += outcome.unsentMessages
             errors.add(outcome.errors)
             if index > 0 { latency.add(outcome.latency) }
             perConnection += outcome.messagesPerConnection
@@ -158,7 +163,7 @@ struct LoadRun: Sendable {
             errors: errors, server: server, serverNote: serverNote,
             client: ClientFigures(loops: group.loops.count, usage: clientEnd.since(clientStart), seconds: usageSeconds,
                                   messages: messages),
-            totals: totals, complete: stopReason == nil, stopReason: stopReason)
+            totals: totals, unsentMessages: unsent, complete: stopReason == nil, stopReason: stopReason)
     }
 
     /// A server snapshot, or nil with the reason added to `note`.
@@ -201,13 +206,14 @@ final class Watch {
     @discardableResult
     func wait(until deadline: UInt64, ignoringStop: Bool = false, done: () -> Bool) -> Bool {
         while true {
+            // The deadline first: loops that end right after it (a quick drain) did not end early.
+            let now = monotonicNanoseconds()
+            if now >= deadline { return true }
             if done() { return false }
             if !ignoringStop, let stop, stop.isRequested {
                 stopped = true
                 return false
             }
-            let now = monotonicNanoseconds()
-            if now >= deadline { return true }
             if now - lastTick >= 1_000_000_000 { tick(now: now) }
             sleep(untilNanoseconds: min(deadline, now + 50_000_000))
         }

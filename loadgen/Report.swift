@@ -64,7 +64,7 @@ enum Report {
         lines.append(row("fairness", "msgs per connection min \(grouped(fairness.minimum))   median \(grouped(fairness.median))   max \(grouped(fairness.maximum))   Jain \(decimal(fairness.jainIndex, 4))"))
         if let server = result.server {
             lines.append(row("server", "pid \(server.pid) \(server.variant) (\(server.source))   CPU \(decimal(server.cpuSeconds, 2)) s (\(decimal(server.cpuPercent, 0))%)   \(decimal(server.cpuMicrosecondsPerMessage, 2)) µs/msg"))
-            lines.append(row("", "context switches \(decimal(server.contextSwitchesPerMessage, 4))/msg (voluntary \(grouped(server.voluntaryContextSwitches)), involuntary \(grouped(server.involuntaryContextSwitches)))"))
+            lines.append(row("", "context switches \(decimal(server.contextSwitchesPerMessage, 4))/msg (voluntary \(grouped(server.voluntaryContextSwitches)), involuntary \(grouped(server.involuntaryContextSwitches)))\(server.contextSwitchesUndercounted ? ", a lower bound: server threads exited meanwhile" : "")"))
             lines.append(row("", "RSS \(grouped(server.rssKiB)) KiB   HWM \(grouped(server.hwmKiB)) KiB   VmSize \(grouped(server.vmSizeKiB)) KiB   threads \(server.threads)   fds \(grouped(server.openFDs))"))
         } else {
             lines.append(row("server", result.serverNote ?? "no figures"))
@@ -75,6 +75,9 @@ enum Report {
         lines.append(row("connections", "\(grouped(result.connections.established)) of \(grouped(result.connections.requested)) established, at most \(grouped(result.connections.peakOpen)) open at once"))
         lines.append(row("errors", result.errors.summary))
         if let first = result.errors.firstError { lines.append(row("first error", first)) }
+        if result.unsentMessages > 0 {
+            lines.append(row("behind", "\(grouped(result.unsentMessages)) scheduled messages never sent: the server fell behind the rate"))
+        }
         if let reason = result.stopReason { lines.append(row("stopped", "\(reason): partial results")) }
         return lines.joined(separator: "\n")
     }

@@ -69,7 +69,7 @@ extension Loadgen {
                 result = try load.run(progress: live.callback, stop: stop)
             } catch {
                 live.clear()
-                Lifecycle.fail(tool: "loadgen", message: error.message)
+                Lifecycle.fail(tool: "loadgen", message: error.oneLine)
             }
             live.clear()
             try Report.emit(result, json: output.json, csv: output.csv)
@@ -80,5 +80,5 @@ extension Loadgen {
 
 extension StartupError {
     /// The first line of the message: every loadgen failure is one line.
-    var message: String { String(description.split(separator: "\n").first ?? "") }
+    var oneLine: String { String(message.split(separator: "\n").first ?? "") }
 }

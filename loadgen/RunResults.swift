@@ -84,6 +84,9 @@ struct ServerFigures: Codable, Sendable, Equatable {
     var contextSwitches: Int
     var cpuMicrosecondsPerMessage: Double
     var contextSwitchesPerMessage: Double
+    /// True when threads of a /proc-read server exited during the phase and took their counts along
+    /// (seen as a count that fell); the figures above are then a lower bound.
+    var contextSwitchesUndercounted: Bool
 
     init(source: ServerProbe.Method, from start: ServerSnapshot, to end: ServerSnapshot, seconds: Double, messages: Int) {
         let usage = end.usage.since(start.usage)
@@ -99,11 +102,15 @@ struct ServerFigures: Codable, Sendable, Equatable {
         systemSeconds = usage.systemSeconds
         cpuSeconds = usage.cpuSeconds
         cpuPercent = seconds > 0 ? 100 * usage.cpuSeconds / seconds : 0
-        voluntaryContextSwitches = usage.voluntaryContextSwitches
-        involuntaryContextSwitches = usage.involuntaryContextSwitches
-        contextSwitches = usage.contextSwitches
+        // Summed over /proc/PID/task, the counts lose every thread that exits; they can even fall.
+        // Never report a negative count: `contextSwitchesUndercounted` flags the case instead.
+        voluntaryContextSwitches = max(0, usage.voluntaryContextSwitches)
+        involuntaryContextSwitches = max(0, usage.involuntaryContextSwitches)
+        contextSwitches = voluntaryContextSwitches + involuntaryContextSwitches
+        contextSwitchesUndercounted =
+            source != .statsEndpoint && (usage.voluntaryContextSwitches < 0 || usage.involuntaryContextSwitches < 0)
         cpuMicrosecondsPerMessage = messages > 0 ? usage.cpuSeconds * 1e6 / Double(messages) : 0
-        contextSwitchesPerMessage = messages > 0 ? Double(usage.contextSwitches) / Double(messages) : 0
+        contextSwitchesPerMessage = messages > 0 ? Double(contextSwitches) / Double(messages) : 0
     }
 }
 
@@ -172,6 +179,9 @@ struct LoadResult: Codable, Sendable, Equatable {
     var client: ClientFigures
     /// The whole run, warm-up and drain included: what the byte counts of a server must match.
     var totals: Totals
+    /// Open loop: messages scheduled before the end that were never sent, because the connections stayed
+    /// full (the server fell behind) until the drain time ran out. 0 for a closed loop.
+    var unsentMessages: Int
     /// False when the run ended before its time (all connections lost, or interrupted); `stopReason` says why.
     var complete: Bool
     var stopReason: String?
