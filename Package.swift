@@ -63,6 +63,7 @@ let package = Package(
             path: "Tests/BrokenEcho"
         ),
         .testTarget(name: "EchoProtocolTests", dependencies: ["EchoProtocol"]),
+        .testTarget(name: "LoadgenTests", dependencies: ["loadgen", "EchoProtocol"]),
         .testTarget(name: "HandoffTests", dependencies: ["handoff"]),
         .testTarget(
             name: "ConformanceTests",

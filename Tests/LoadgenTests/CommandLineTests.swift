@@ -1,0 +1,144 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import EchoProtocol
+import Foundation
+import Testing
+
+@testable import loadgen
+
+/// The built `loadgen` binary, spawned: exit statuses, one-line errors, JSON and CSV on disk.
+@Suite(.serialized)
+struct CommandLineTests {
+    struct Outcome {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// The loadgen executable next to this test bundle (`swift test` builds it in the same folder).
+    static var binary: URL {
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            .appendingPathComponent("loadgen")
+        if FileManager.default.isExecutableFile(atPath: beside.path) { return beside }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(".build/debug/loadgen")
+    }
+
+    /// Runs loadgen with `arguments`, at most `timeout`; always reaped (SIGKILL past the timeout).
+    static func loadgen(_ arguments: [String], timeout: Duration = .seconds(20)) throws -> Outcome {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Read both pipes on other threads so a full pipe never blocks the child.
+        let outData = Reader(out.fileHandleForReading)
+        let errData = Reader(err.fileHandleForReading)
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline { usleep(20_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        #expect(ContinuousClock.now < deadline, "loadgen \(arguments) did not finish within \(timeout)")
+        return Outcome(status: process.terminationStatus, stdout: outData.text(), stderr: errData.text())
+    }
+
+    /// Collects everything a pipe delivers, on a joinable thread.
+    final class Reader: @unchecked Sendable {
+        // @unchecked Sendable: `data` is written only by the reading thread and read after join().
+        private var data = Data()
+        private var thread: JoinableThread?
+
+        init(_ handle: FileHandle) {
+            thread = JoinableThread { [self] in data = handle.readDataToEndOfFile() }
+        }
+
+        func text() -> String {
+            thread?.join()
+            thread = nil
+            return String(decoding: data, as: UTF8.self)
+        }
+    }
+
+    @Test func runPrintsJSONAndExitsZero() throws {
+        let server = try TestEchoServer()
+        defer { server.stop() }
+        let outcome = try Self.loadgen([
+            "run", "--target", server.address.description, "-c", "4", "--duration", "300ms", "--warmup", "0s", "--json",
+        ])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        let result = try JSONDecoder().decode(LoadResult.self, from: Data(outcome.stdout.utf8))
+        #expect(result.errors.total == 0 && result.messages > 0 && result.connections.established == 4)
+    }
+
+    @Test func usageErrorsExit64() throws {
+        let outcome = try Self.loadgen(["run", "-c", "0"])
+        #expect(outcome.status == 64)
+        #expect(outcome.stderr.contains("--connections must be a whole number of at least 1, got '0'"))
+    }
+
+    @Test func unreachableTargetIsOneLineAndExit1() throws {
+        let fd = try Listener.open(host: "127.0.0.1", port: 0, backlog: 1, nonBlocking: false)[0]
+        let address = Listener.boundAddress(of: fd)!
+        close(fd)
+        let outcome = try Self.loadgen(["run", "--target", address.description, "--duration", "1s"], timeout: .seconds(6))
+        #expect(outcome.status == 1)
+        #expect(outcome.stderr == "loadgen: cannot connect to \(address): Connection refused\n")
+    }
+
+    @Test func tooManyConnectionsIsOneLineWithTheFix() throws {
+        let server = try TestEchoServer()
+        defer { server.stop() }
+        let outcome = try Self.loadgen(["run", "--target", server.address.description, "-c", "2000000"])
+        #expect(outcome.status == 1)
+        #expect(outcome.stderr.hasPrefix("loadgen: 2000000 connections need"))
+        #expect(outcome.stderr.contains("ulimit -n") && outcome.stderr.filter { $0 == "\n" }.count == 1)
+    }
+
+    @Test func serverDyingGivesPartialResultsAndExit1() throws {
+        let server = try TestEchoServer(.dieAfter(totalBytes: 100_000))
+        defer { server.stop() }
+        let outcome = try Self.loadgen([
+            "run", "--target", server.address.description, "-c", "4", "--duration", "30s", "--warmup", "0s",
+        ], timeout: .seconds(10))
+        #expect(outcome.status == 1)
+        #expect(outcome.stdout.contains("stopped      every connection was lost"))
+        #expect(outcome.stdout.contains("throughput"))
+    }
+
+    @Test func csvAppendsOneRowPerRunAfterOneHeader() throws {
+        let server = try TestEchoServer()
+        defer { server.stop() }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("loadgen-\(getpid())-\(UUID()).csv").path
+        defer { unlink(path) }
+        for _ in 0..<2 {
+            let outcome = try Self.loadgen([
+                "run", "--target", server.address.description, "-c", "2", "--duration", "200ms", "--warmup", "0s",
+                "--csv", path,
+            ])
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+        }
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 3)
+        #expect(lines.first.map(String.init) == Report.runCSVHeader.joined(separator: ","))
+        #expect(lines.dropFirst().allSatisfy { $0.split(separator: ",", omittingEmptySubsequences: false).count == Report.runCSVHeader.count })
+        // An idle row does not go into a file of run rows.
+        let idle = try Self.loadgen(["idle", "--target", server.address.description, "-c", "2", "--hold", "0s", "--csv", path])
+        #expect(idle.status == 1)
+        #expect(idle.stderr.contains("holds rows of another kind"))
+    }
+
+    @Test func idleReportsRSSPerConnection() throws {
+        let server = try TestEchoServer()
+        defer { server.stop() }
+        let outcome = try Self.loadgen([
+            "idle", "--target", server.address.description, "-c", "10", "--hold", "0s", "--server-pid", "\(getpid())",
+        ])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        #expect(outcome.stdout.contains("KiB per connection"))
+        #expect(outcome.stdout.contains("10 echoed"))
+    }
+}
