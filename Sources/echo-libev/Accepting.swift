@@ -107,10 +107,10 @@ extension EventLoop {
 
 /// libev calls this when the listening socket is readable: connections are queued.
 func listenerReady(_ loop: OpaquePointer?, _ watcher: UnsafeMutablePointer<ev_io>?, _ revents: Int32) {
-    EventLoop.owning(loop).acceptQueuedConnections()
+    EventLoop.with(loop) { $0.acceptQueuedConnections() }
 }
 
 /// libev calls this when a pause in accepting is over.
 func acceptRetryDue(_ loop: OpaquePointer?, _ watcher: UnsafeMutablePointer<ev_timer>?, _ revents: Int32) {
-    EventLoop.owning(loop).resumeAccepting()
+    EventLoop.with(loop) { $0.resumeAccepting() }
 }

@@ -80,7 +80,7 @@ extension EventLoop {
         let fd = connection.pointee.watcher.fd
         let count = read(fd, readBuffer.baseAddress, readBuffer.count)
         if count > 0 {
-            counters.received(count)
+            tally.pointee.received += count
             send(UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]), on: connection)
         } else if count == 0 {
             close(connection)  // end of stream; nothing is pending, or we would not have read
@@ -104,12 +104,12 @@ extension EventLoop {
             } else if count < 0 && errno == EAGAIN {
                 break
             } else {
-                counters.sent(sent)
+                tally.pointee.sent += sent
                 close(connection)
                 return
             }
         }
-        counters.sent(sent)
+        tally.pointee.sent += sent
         guard sent < bytes.count else { return }
         guard let pending = PendingBytes(copying: UnsafeRawBufferPointer(rebasing: bytes[sent...])) else {
             close(connection)
@@ -127,7 +127,7 @@ extension EventLoop {
             if unsent.isEmpty { break }
             let count = write(fd, unsent.baseAddress, unsent.count)
             if count > 0 {
-                counters.sent(count)
+                tally.pointee.sent += count
                 pending.consume(count)
             } else if count < 0 && errno == EINTR {
                 continue
@@ -172,11 +172,12 @@ extension UnsafeMutablePointer<Connection> {
 
 /// libev calls this whenever a connection's socket is ready for what its watcher waits for.
 func connectionReady(_ loop: OpaquePointer?, _ watcher: UnsafeMutablePointer<ev_io>?, _ revents: Int32) {
-    let eventLoop = EventLoop.owning(loop)
     let connection = clibev_get_data(watcher).assumingMemoryBound(to: Connection.self)
-    if let pending = connection.pointee.pending {
-        eventLoop.drain(connection, pending)
-    } else {
-        eventLoop.readAndEcho(connection)
+    EventLoop.with(loop) { eventLoop in
+        if let pending = connection.pointee.pending {
+            eventLoop.drain(connection, pending)
+        } else {
+            eventLoop.readAndEcho(connection)
+        }
     }
 }

@@ -11,6 +11,7 @@ typedef void (*clibev_io_cb)(struct ev_loop *loop, ev_io *w, int revents);
 typedef void (*clibev_async_cb)(struct ev_loop *loop, ev_async *w, int revents);
 typedef void (*clibev_timer_cb)(struct ev_loop *loop, ev_timer *w, int revents);
 typedef void (*clibev_signal_cb)(struct ev_loop *loop, ev_signal *w, int revents);
+typedef void (*clibev_check_cb)(struct ev_loop *loop, ev_check *w, int revents);
 
 static inline void clibev_io_init(ev_io *w, clibev_io_cb cb, int fd, int events) {
     ev_io_init(w, cb, fd, events);
@@ -41,6 +42,11 @@ static inline void clibev_timer_init(ev_timer *w, clibev_timer_cb cb, double aft
 /// expired timer's `at` relative to when it fired (about 0), so a plain ev_timer_start would fire at once.
 static inline void clibev_timer_set(ev_timer *w, double after, double repeat) {
     ev_timer_set(w, after, repeat);
+}
+
+/// An ev_check watcher runs once per loop iteration, right after that iteration's callbacks.
+static inline void clibev_check_init(ev_check *w, clibev_check_cb cb) {
+    ev_check_init(w, cb);
 }
 
 static inline void clibev_signal_init(ev_signal *w, clibev_signal_cb cb, int signum) {
