@@ -1,0 +1,142 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import EchoProtocol
+import Foundation
+import Testing
+
+@testable import loadgen
+
+/// `loadgen sweep` end to end, on this package's real servers (built beside the test runner):
+/// a tiny sweep must leave a row, an entry and a chart point for every step, and no process behind.
+@Suite(.serialized)
+struct SweepTests {
+    static func plan(_ servers: [SweptServer], connections: [Int], output: URL) -> SweepPlan {
+        var plan = SweepPlan(servers: servers, connections: connections, output: output)
+        plan.active = 5
+        plan.duration = .milliseconds(300)
+        plan.warmup = .milliseconds(100)
+        plan.hold = .milliseconds(100)
+        plan.pinning = SweepPinning.split(CPUSet.available())
+        return plan
+    }
+
+    static func temporaryDirectory() -> URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("sweep-test-\(getpid())-\(UUID().uuidString)")
+    }
+
+    static var variants: [SweptServer] {
+        ["threads", "libev"].map { SweptServer.variant($0, in: SweptServer.productsDirectory) }
+    }
+
+    @Test func tinySweepWritesEveryStepToCSVJSONAndCharts() throws {
+        let output = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: output) }
+        let results = try SweepRunner(plan: Self.plan(Self.variants, connections: [10, 50], output: output)).run()
+
+        // Every step ran and measured both phases.
+        #expect(results.complete)
+        #expect(results.steps.map { "\($0.server)@\($0.connections)" } == ["threads@10", "threads@50", "libev@10", "libev@50"])
+        for step in results.steps {
+            #expect(step.status == .ok, "\(step.server) at \(step.connections): \(step.reason ?? "")")
+            #expect(step.idle?.open == step.connections)
+            #expect((step.idle?.rssKiB ?? 0) > 0)
+            #expect(step.loaded?.active == 5)
+            #expect(step.loaded?.idle == step.connections - 5)
+            #expect((step.loaded?.messages ?? 0) > 0)
+            #expect(step.loaded?.errors == 0)
+        }
+        // The thread-per-connection server holds a thread per idle connection; libev does not.
+        let threads = results.steps.filter { $0.server == "threads" }.compactMap { $0.idle?.threads }
+        let libev = results.steps.filter { $0.server == "libev" }.compactMap { $0.idle?.threads }
+        #expect(threads.count == 2 && threads[1] - threads[0] == 40)
+        #expect(libev.count == 2 && libev[0] == libev[1])
+
+        // CSV: the header and one row per step.
+        let csv = try String(contentsOf: output.appendingPathComponent("results.csv"), encoding: .utf8)
+        let rows = csv.split(separator: "\n")
+        #expect(rows.first.map(String.init) == SweepResults.csvHeader.joined(separator: ","))
+        #expect(rows.dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false).prefix(3).joined(separator: ",") }
+            == ["threads,10,ok", "threads,50,ok", "libev,10,ok", "libev,50,ok"])
+        #expect(rows.dropFirst().allSatisfy { $0.split(separator: ",", omittingEmptySubsequences: false).count == SweepResults.csvHeader.count })
+
+        // JSON: decodes back to the same results.
+        let json = try Data(contentsOf: output.appendingPathComponent("results.json"))
+        let decoded = try SweepResults.decode(json)
+        #expect(decoded == results)
+
+        // Charts: well-formed SVG, one series per server, a point per step.
+        for definition in SweepCharts.definitions {
+            let text = try String(contentsOf: output.appendingPathComponent(definition.file), encoding: .utf8)
+            let svg = try ParsedSVG(text)
+            #expect(svg.series == ["threads", "libev"], "\(definition.file)")
+            #expect(svg.circles == 4, "\(definition.file)")
+        }
+        let html = try String(contentsOf: output.appendingPathComponent("index.html"), encoding: .utf8)
+        for definition in SweepCharts.definitions { #expect(html.contains(#"src="\#(definition.file)""#)) }
+
+        // Nothing left running.
+        #expect(StartedProcesses.shared.running.isEmpty)
+        for pid in results.steps.compactMap(\.serverPID) { #expect(kill(pid, 0) != 0) }
+    }
+
+    @Test func stepThatCannotRunIsRecordedAndTheSweepGoesOn() throws {
+        let output = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: output) }
+        let servers = [
+            SweptServer(foreign: "never-listens=exit 3 # {port}")!,
+            SweptServer.variant("libev", in: SweptServer.productsDirectory),
+            SweptServer.variant("missing", in: SweptServer.productsDirectory),
+        ]
+        let results = try SweepRunner(plan: Self.plan(servers, connections: [10], output: output)).run()
+        #expect(results.complete)
+        #expect(results.steps.map(\.status) == [.failed, .ok, .failed])
+        #expect(results.steps[0].reason?.contains("did not get ready") == true)
+        #expect(results.steps[2].reason?.contains("echo-missing does not exist") == true)
+        let svg = try ParsedSVG(String(contentsOf: output.appendingPathComponent("rss-vs-connections.svg"), encoding: .utf8))
+        #expect(svg.series == ["never-listens", "libev", "missing"])
+        #expect(svg.circles == 1)
+        #expect(StartedProcesses.shared.running.isEmpty)
+    }
+
+    @Test func stoppedSweepStillWritesWhatItHas() throws {
+        let output = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: output) }
+        let stop = StopRequest()
+        stop.request()
+        let results = try SweepRunner(plan: Self.plan(Self.variants, connections: [10], output: output), stop: stop).run()
+        #expect(!results.complete)
+        #expect(results.steps.isEmpty)
+        #expect(results.stopReason?.contains("interrupted") == true)
+        let decoded = try SweepResults.decode(Data(contentsOf: output.appendingPathComponent("results.json")))
+        #expect(decoded.complete == false)
+        #expect(FileManager.default.fileExists(atPath: output.appendingPathComponent("index.html").path))
+    }
+
+    @Test func foreignServerIsParsedAndCommandsAreQuoted() {
+        let server = SweptServer(foreign: "c-epoll=.build-peers/c-epoll-echo {port} 1")
+        #expect(server?.name == "c-epoll")
+        #expect(server?.launch == .foreign(command: ".build-peers/c-epoll-echo {port} 1"))
+        #expect(SweptServer(foreign: "no-port=some-server 7007") == nil)
+        #expect(SweptServer(foreign: "=x {port}") == nil)
+        #expect(Sweep.shellQuoted("--out") == "--out")
+        #expect(Sweep.shellQuoted("c=a b {port}") == "'c=a b {port}'")
+        #expect(Sweep.shellQuoted("it's") == #"'it'\''s'"#)
+    }
+
+    @Test func pinningSplitsTheCPUsInHalves() {
+        #expect(SweepPinning.split(CPUSet([0, 1])) == SweepPinning(server: CPUSet([0]), client: CPUSet([1])))
+        #expect(SweepPinning.split(CPUSet([0, 1, 2, 3])) == SweepPinning(server: CPUSet([0, 1]), client: CPUSet([2, 3])))
+        #expect(SweepPinning.split(CPUSet([0])) == SweepPinning(server: nil, client: nil))
+        #expect(CPUSet(parsing: "0,2-4")?.description == "0,2-4")
+        #expect(CPUSet(parsing: "3-1") == nil)
+    }
+
+    @Test func csvQuotesFieldsThatNeedIt() {
+        #expect(SweepResults.csvField("plain") == "plain")
+        #expect(SweepResults.csvField("a, b") == "\"a, b\"")
+        #expect(SweepResults.csvField("say \"hi\"") == "\"say \"\"hi\"\"\"")
+        #expect(SweepResults.decimal(0.03120) == "0.0312")
+        #expect(SweepResults.decimal(12) == "12")
+    }
+}

@@ -1,0 +1,78 @@
+import Foundation
+
+/// The sweep's charts: which figure each one plots, and the footer they share.
+enum SweepCharts {
+    /// One chart of a sweep: a file name in the output folder, and the figure it plots per step.
+    struct Definition: Sendable {
+        var file: String
+        var title: String
+        var y: SVGChart.Axis
+        /// The step's figure, or nil when that step has none (the phase failed or did not run).
+        var value: @Sendable (SweepStep) -> Double?
+    }
+
+    static let connectionsAxis = SVGChart.Axis(label: "connections open", scale: .log)
+
+    /// In the order index.html shows them; the first is the headline.
+    static let definitions: [Definition] = [
+        Definition(
+            file: "rss-vs-connections.svg", title: "Server memory (RSS) with N idle connections",
+            y: .init(label: "server RSS", unit: "MiB"), value: { $0.idle.map { Double($0.rssKiB) / 1024 } }),
+        Definition(
+            file: "rss-per-connection.svg", title: "Resident memory per idle connection",
+            y: .init(label: "RSS per connection", unit: "KiB"), value: { $0.idle?.rssPerConnectionKiB }),
+        Definition(
+            file: "throughput.svg", title: "Throughput: N connections open, the active ones sending",
+            y: .init(label: "messages per second", unit: "msgs/s"), value: { $0.loaded?.messagesPerSecond }),
+        Definition(
+            file: "context-switches.svg", title: "Server context switches per message",
+            y: .init(label: "context switches per message"),
+            value: { $0.loaded?.serverContextSwitchesPerMessage }),
+        Definition(
+            file: "p99-latency.svg", title: "p99 latency: N connections open, the active ones sending",
+            y: .init(label: "p99 round-trip latency", unit: "µs", scale: .log), value: { $0.loaded?.p99Microseconds }),
+    ]
+
+    /// Every chart of `results`, as (file name, title, SVG text).
+    static func render(_ results: SweepResults) -> [(file: String, title: String, svg: String)] {
+        definitions.map { definition in
+            (definition.file, definition.title, chart(definition, results).render())
+        }
+    }
+
+    /// One series per server, in sweep order, even a server without any point (its legend entry says
+    /// it failed), so colours match across charts.
+    static func chart(_ definition: Definition, _ results: SweepResults) -> SVGChart {
+        var chart = SVGChart(title: definition.title, x: connectionsAxis, y: definition.y)
+        chart.series = results.serverNames.map { name in
+            let steps = results.steps.filter { $0.server == name }
+            var points: [(Double, Double)] = []
+            var failures: [(x: Double, reason: String)] = []
+            for step in steps {
+                if let value = definition.value(step), step.status == .ok {
+                    points.append((Double(step.connections), value))
+                } else if step.status != .ok {
+                    failures.append((Double(step.connections), step.reason ?? step.status.rawValue))
+                }
+            }
+            return SVGChart.Series(name: name, points: points, failures: failures)
+        }
+        chart.footer = footer(results)
+        return chart
+    }
+
+    /// Machine, date, what was pinned, the workload, and how to reproduce.
+    static func footer(_ results: SweepResults) -> [String] {
+        let settings = results.settings
+        var lines = [
+            "\(results.machine.summary) · \(settings.pinning.summary)",
+            "idle: N connections, one echo each · loaded: up to \(settings.active) of the N sending \(settings.messageSize) B, "
+                + "depth \(settings.depth), \(SweepResults.decimal(settings.durationSeconds)) s measured after "
+                + "\(SweepResults.decimal(settings.warmupSeconds)) s warm-up",
+        ]
+        let command = settings.commandLine
+        lines.append(command.count > 140 ? String(command.prefix(137)) + "…" : command)
+        if !results.complete { lines.append("incomplete sweep: \(results.stopReason ?? "interrupted")") }
+        return lines
+    }
+}

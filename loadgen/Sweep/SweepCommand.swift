@@ -1,0 +1,196 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import EchoProtocol
+import Foundation
+
+/// `loadgen sweep`: starts each server itself, measures it idle and loaded at each connection count,
+/// and writes results.csv, results.json, SVG charts and index.html.
+struct Sweep: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start each server, measure it at each connection count, and chart connections against memory.",
+        discussion: """
+            For each server and each connection count N, a fresh server is started
+            (--port 0; its readiness line gives the ports) and measured in two phases:
+              idle    N connections open, one echo each, then silent. RSS per
+                      connection = (RSS with N idle - RSS before the first) / N;
+                      also VmSize, threads and open files.
+              loaded  the N stay open, --active of them send closed loop for
+                      --duration after --warmup: msgs/s, p50/p99, server and
+                      client CPU, context switches per message, fairness.
+            Then the server gets SIGTERM and must exit 0 before the next starts. A
+            step that cannot run (e.g. a server out of threads) is recorded as failed
+            with its reason, and the sweep goes on. Results are rewritten after every
+            step; Ctrl-C ends the server, stops the sweep and keeps what it measured.
+
+            The server is pinned to the first half of the CPUs and the client to the
+            rest (on 2 CPUs: server 0, client 1) unless --no-pin; charts say so.
+
+            Examples:
+              loadgen sweep --connections 100,1000,5000,10000,19000 --out results
+              loadgen sweep --servers libev \\
+                --server c-epoll='.build-peers/c-epoll-echo {port} 1' --out results
+            """)
+
+    @Option(
+        help: ArgumentHelp(
+            "This package's servers to sweep (echo-NAME beside loadgen), comma-separated; '' for none.",
+            valueName: "names"))
+    var servers: String = "threads,libev,tasks"
+
+    @Option(
+        name: .customLong("server"),
+        help: ArgumentHelp(
+            "Add any other server: NAME='COMMAND {port}'; {port} becomes a free port. Repeatable. Its figures come from /proc.",
+            valueName: "name=command"))
+    var foreignServers: [String] = []
+
+    @Option(
+        help: ArgumentHelp("Connection counts, comma-separated. (default: 100,1000,5000,10000,19000)", valueName: "list"),
+        transform: Sweep.counts)
+    var connections: [Int] = [100, 1000, 5000, 10000, 19000]
+
+    @Option(
+        help: ArgumentHelp("Connections that send in the loaded phase; the rest of the N stay idle. (default: 100)", valueName: "n"),
+        transform: { try TextValues.positiveCount($0, name: "--active") })
+    var active: Int = 100
+
+    @Option(help: ArgumentHelp("Message size (64, 1K, ...). (default: 64)", valueName: "bytes"), transform: ByteCount.parse)
+    var size: Int = 64
+
+    @Option(
+        help: ArgumentHelp("Messages in flight per active connection (closed loop). (default: 1)", valueName: "n"),
+        transform: { try TextValues.positiveCount($0, name: "--depth") })
+    var depth: Int = 1
+
+    @Option(help: ArgumentHelp("Measured time of each loaded phase. (default: 5s)", valueName: "duration"), transform: TextValues.duration)
+    var duration: Duration = .seconds(5)
+
+    @Option(help: ArgumentHelp("Unmeasured load before each measured phase. (default: 1s)", valueName: "duration"), transform: TextValues.duration)
+    var warmup: Duration = .seconds(1)
+
+    @Option(
+        help: ArgumentHelp("How long the idle connections are held before the server's memory is read. (default: 1s)", valueName: "duration"),
+        transform: TextValues.duration)
+    var hold: Duration = .seconds(1)
+
+    @Option(
+        help: ArgumentHelp("Client event loops in the loaded phase. (default: 1)", valueName: "n"),
+        transform: { try TextValues.positiveCount($0, name: "--threads") })
+    var threads: Int = 1
+
+    @Option(help: ArgumentHelp("Pin the servers to these CPUs (0, 0-1, 0,2). (default: the first half)", valueName: "list"))
+    var serverCpus: String?
+
+    @Option(help: ArgumentHelp("Pin the client to these CPUs. (default: the rest)", valueName: "list"))
+    var clientCpus: String?
+
+    @Flag(help: "Pin nothing.")
+    var noPin = false
+
+    @Option(help: ArgumentHelp("Folder for results.csv, results.json, the SVG charts and index.html.", valueName: "dir"))
+    var out: String = "results"
+
+    @Flag(help: "No live line on stderr (it is shown only on a terminal anyway).")
+    var noProgress = false
+
+    static func counts(_ text: String) throws -> [Int] {
+        let counts = try text.split(separator: ",").map { try TextValues.positiveCount(String($0), name: "--connections") }
+        guard !counts.isEmpty else { throw ValidationError("--connections needs at least one count, e.g. 100,1000") }
+        return Array(Set(counts)).sorted()
+    }
+
+    func validate() throws {
+        _ = try sweptServers(in: URL(fileURLWithPath: "/"))
+        if let serverCpus, CPUSet(parsing: serverCpus) == nil {
+            throw ValidationError("--server-cpus must be a CPU list such as 0 or 0-1, got '\(serverCpus)'")
+        }
+        if let clientCpus, CPUSet(parsing: clientCpus) == nil {
+            throw ValidationError("--client-cpus must be a CPU list such as 1 or 2-3, got '\(clientCpus)'")
+        }
+        if noPin && (serverCpus != nil || clientCpus != nil) {
+            throw ValidationError("--no-pin cannot be combined with --server-cpus or --client-cpus")
+        }
+        guard (1...ByteCount.maxBufferSize).contains(size) else { throw ValidationError("--size must be 1 B...64 MiB") }
+        guard duration > .zero else { throw ValidationError("--duration must be above 0") }
+        guard threads <= 256 else { throw ValidationError("--threads must be 1...256, got \(threads)") }
+        // The client holds N sockets at once, from one source address.
+        let most = connections.max() ?? 0
+        let ports = Preflight.localPortCount()
+        guard most <= ports else {
+            throw ValidationError(
+                "--connections \(most) needs \(most) local ports; this machine has \(ports) (net.ipv4.ip_local_port_range)")
+        }
+        let files = Lifecycle.raiseOpenFileLimit()
+        guard most + 64 <= files else {
+            throw ValidationError(
+                "--connections \(most) needs about \(most + 64) open files; the limit is \(files) (raise it: ulimit -n)")
+        }
+    }
+
+    /// The servers to sweep, in order: the named variants, then the foreign ones.
+    func sweptServers(in directory: URL) throws -> [SweptServer] {
+        var result: [SweptServer] = []
+        for name in servers.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
+            guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+                throw ValidationError("--servers takes names such as threads,libev,tasks; got '\(name)'")
+            }
+            result.append(.variant(name, in: directory))
+        }
+        for text in foreignServers {
+            guard let server = SweptServer(foreign: text) else {
+                throw ValidationError("--server must be NAME='COMMAND {port}' (with {port} in the command), got '\(text)'")
+            }
+            result.append(server)
+        }
+        guard !result.isEmpty else { throw ValidationError("nothing to sweep: give --servers or --server") }
+        let names = result.map(\.name)
+        guard Set(names).count == names.count else {
+            throw ValidationError("server names must differ; got \(names.joined(separator: ", "))")
+        }
+        return result
+    }
+
+    func pinning() -> SweepPinning {
+        if noPin { return SweepPinning(server: nil, client: nil) }
+        var pinning = SweepPinning.split(CPUSet.available())
+        if let serverCpus { pinning.server = CPUSet(parsing: serverCpus) }
+        if let clientCpus { pinning.client = CPUSet(parsing: clientCpus) }
+        return pinning
+    }
+
+    func run() throws {
+        Lifecycle.prepare()
+        let plan = SweepPlan(
+            servers: try sweptServers(in: SweptServer.productsDirectory), connections: connections, active: active,
+            messageSize: size, depth: depth, duration: duration, warmup: warmup, hold: hold, threads: threads,
+            pinning: pinning(), output: URL(fileURLWithPath: out),
+            commandLine: (["loadgen"] + CommandLine.arguments.dropFirst()).map(Self.shellQuoted).joined(separator: " "))
+        let stop = StopRequest()
+        Lifecycle.onStopSignal {
+            // Stop between steps and phases; end the server now so nothing waits on it.
+            stop.request()
+            StartedProcesses.shared.signalAll(SIGTERM)
+        }
+        let runner = SweepRunner(
+            plan: plan, stop: stop, progress: SweepProgress(live: !noProgress && isatty(STDERR_FILENO) == 1, stepLines: true))
+        writeAll(STDERR_FILENO, Array("sweep: \(plan.servers.map(\.name).joined(separator: ", ")) at \(connections.map(String.init).joined(separator: ", ")) connections; \(plan.pinning.summary); writing \(plan.output.path)\n".utf8))
+        let results: SweepResults
+        do {
+            results = try runner.run()
+        } catch {
+            StartedProcesses.shared.signalAll(SIGKILL)
+            Lifecycle.fail(tool: "loadgen", message: "cannot write the results into \(out): \(error)")
+        }
+        print(SweepReport.table(results))
+        print("charts: \(plan.output.appendingPathComponent(SweepReport.indexFile).path)")
+        if !results.complete { throw ExitCode(130) }
+    }
+
+    /// `it's` → `'it'\''s'`; plain words stay as they are.
+    static func shellQuoted(_ word: String) -> String {
+        let plain = word.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:,@%+".contains($0) }
+        return plain && !word.isEmpty ? word : "'" + word.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
+    }
+}

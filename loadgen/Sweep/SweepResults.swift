@@ -1,0 +1,158 @@
+import Foundation
+
+/// One step of a sweep: one server at one connection count, its idle phase and its loaded phase.
+/// A figure is nil when its phase did not run or failed; `status` and `reason` say why.
+struct SweepStep: Codable, Sendable, Equatable {
+    enum Status: String, Codable, Sendable {
+        case ok
+        /// The step could not run or its figures cannot be trusted; `reason` says why.
+        case failed
+        /// Ctrl-C arrived during this step.
+        case interrupted
+    }
+
+    /// The server's name in the sweep: `threads`, `libev`, `tasks`, or a `--server NAME=…` name.
+    var server: String
+    var connections: Int
+    var status: Status = .ok
+    var reason: String?
+    var serverPID: Int32?
+    var idle: IdleFigures?
+    var loaded: LoadedFigures?
+
+    /// The idle phase: all N connections open, each echoed once, none sending.
+    struct IdleFigures: Codable, Sendable, Equatable {
+        /// Connections open and echoed when measured (N when the step is ok).
+        var open: Int
+        /// Server VmRSS before its first connection, KiB.
+        var baselineRSSKiB: Int
+        /// Server VmRSS with `open` idle connections, KiB.
+        var rssKiB: Int
+        /// (rssKiB − baselineRSSKiB) / open: what one idle connection costs in resident memory.
+        var rssPerConnectionKiB: Double
+        var baselineVmSizeKiB: Int
+        var vmSizeKiB: Int
+        var threads: Int
+        var openFDs: Int
+        /// Seconds to open and echo all connections.
+        var openSeconds: Double
+    }
+
+    /// The loaded phase: N connections open, `active` of them sending closed loop, the rest idle.
+    struct LoadedFigures: Codable, Sendable, Equatable {
+        var active: Int
+        var idle: Int
+        var measuredSeconds: Double
+        var messages: Int
+        var messagesPerSecond: Double
+        var p50Microseconds: Double
+        var p99Microseconds: Double
+        var serverCPUPercent: Double?
+        var serverContextSwitchesPerMessage: Double?
+        /// Server VmRSS at the end of the loaded phase, KiB.
+        var serverRSSKiB: Int?
+        var clientCPUPercent: Double
+        var clientContextSwitchesPerMessage: Double
+        /// Jain's index over the active connections' message counts: 1 = perfectly even.
+        var fairness: Double
+        var errors: Int
+        /// The load engine's complete result, for anything the columns above leave out.
+        var run: LoadResult?
+    }
+}
+
+/// What a sweep was asked to do, written into results.json so a reader can reproduce it.
+struct SweepSettings: Codable, Sendable, Equatable {
+    struct Server: Codable, Sendable, Equatable {
+        var name: String
+        /// The command line it was started with (`{port}` replaced).
+        var command: String
+    }
+
+    var servers: [Server]
+    var connections: [Int]
+    var active: Int
+    var messageSize: Int
+    var depth: Int
+    var durationSeconds: Double
+    var warmupSeconds: Double
+    var pinning: SweepPinning
+    /// The sweep's own command line.
+    var commandLine: String
+}
+
+/// Everything a sweep produced; written as results.json and results.csv after every step, so an
+/// interrupted or crashed sweep still leaves what it measured.
+struct SweepResults: Codable, Sendable, Equatable {
+    static let currentSchemaVersion = 1
+
+    var schemaVersion = SweepResults.currentSchemaVersion
+    var machine: SweepMachine
+    var settings: SweepSettings
+    var steps: [SweepStep] = []
+    /// False until the sweep ran every step; an interrupted sweep says why in `stopReason`.
+    var complete = false
+    var stopReason: String?
+
+    /// Server names in sweep order: the order of the series (and so of the colours) in every chart.
+    var serverNames: [String] { settings.servers.map(\.name) }
+
+    func json() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(self)
+    }
+
+    static func decode(_ data: Data) throws -> SweepResults {
+        try JSONDecoder().decode(SweepResults.self, from: data)
+    }
+
+    static let csvHeader = [
+        "server", "connections", "status", "reason", "server_pid",
+        "idle_open", "baseline_rss_kib", "idle_rss_kib", "rss_per_connection_kib", "baseline_vmsize_kib",
+        "idle_vmsize_kib", "idle_threads", "idle_fds", "open_seconds",
+        "active", "measured_seconds", "messages", "msgs_per_second", "p50_us", "p99_us",
+        "server_cpu_percent", "server_ctx_switches_per_msg", "loaded_rss_kib", "client_cpu_percent",
+        "client_ctx_switches_per_msg", "fairness_jain", "errors",
+    ]
+
+    /// One header line, then one line per step; empty fields where a phase has no figure.
+    func csv() -> String {
+        var lines = [Self.csvHeader.joined(separator: ",")]
+        for step in steps {
+            let idle = step.idle
+            let loaded = step.loaded
+            let fields: [String?] = [
+                step.server, String(step.connections), step.status.rawValue, step.reason, step.serverPID.map { String($0) },
+                idle.map { String($0.open) }, idle.map { String($0.baselineRSSKiB) }, idle.map { String($0.rssKiB) },
+                idle.map { Self.decimal($0.rssPerConnectionKiB) }, idle.map { String($0.baselineVmSizeKiB) },
+                idle.map { String($0.vmSizeKiB) }, idle.map { String($0.threads) }, idle.map { String($0.openFDs) },
+                idle.map { Self.decimal($0.openSeconds) },
+                loaded.map { String($0.active) }, loaded.map { Self.decimal($0.measuredSeconds) },
+                loaded.map { String($0.messages) }, loaded.map { Self.decimal($0.messagesPerSecond) },
+                loaded.map { Self.decimal($0.p50Microseconds) }, loaded.map { Self.decimal($0.p99Microseconds) },
+                loaded?.serverCPUPercent.map(Self.decimal), loaded?.serverContextSwitchesPerMessage.map(Self.decimal),
+                loaded?.serverRSSKiB.map { String($0) }, loaded.map { Self.decimal($0.clientCPUPercent) },
+                loaded.map { Self.decimal($0.clientContextSwitchesPerMessage) }, loaded.map { Self.decimal($0.fairness) },
+                loaded.map { String($0.errors) },
+            ]
+            lines.append(fields.map { Self.csvField($0 ?? "") }.joined(separator: ","))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// RFC 4180: quote a field that holds a comma, a quote or a line break.
+    static func csvField(_ text: String) -> String {
+        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
+        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    /// Up to 4 decimals, no trailing zeros: `0.0312`, `152340.5`, `12`.
+    static func decimal(_ value: Double) -> String {
+        guard value.isFinite else { return "" }
+        var text = String(format: "%.4f", value)
+        while text.hasSuffix("0") { text.removeLast() }
+        if text.hasSuffix(".") { text.removeLast() }
+        return text == "-0" ? "0" : text
+    }
+}

@@ -1,0 +1,242 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import EchoProtocol
+import Foundation
+
+/// Everything a sweep needs to know before it starts.
+struct SweepPlan: Sendable {
+    var servers: [SweptServer]
+    var connections: [Int]
+    /// Connections that send in the loaded phase; the rest of the N stay idle.
+    var active = 100
+    var messageSize = 64
+    var depth = 1
+    var duration: Duration = .seconds(5)
+    var warmup: Duration = .seconds(1)
+    /// How long the N idle connections are held before the server is read.
+    var hold: Duration = .seconds(1)
+    /// Client event loops in the loaded phase.
+    var threads = 1
+    var pinning = SweepPinning(server: nil, client: nil)
+    var output: URL
+    var commandLine = "loadgen sweep"
+}
+
+/// Runs a sweep: for each server, for each connection count, a fresh server, an idle phase and a
+/// loaded phase; writes the results after every step, so an interrupted sweep keeps what it measured.
+///
+/// The loaded phase uses the load engine (`LoadRun`) for the active connections; the idle ones are an
+/// `IdlePopulation` held open across both phases, since a run closes its connections when it ends.
+final class SweepRunner {
+    let plan: SweepPlan
+    let stop: StopRequest
+    let progress: SweepProgress
+    private(set) var results: SweepResults
+
+    init(plan: SweepPlan, stop: StopRequest = StopRequest(), progress: SweepProgress = SweepProgress()) {
+        self.plan = plan
+        self.stop = stop
+        self.progress = progress
+        results = SweepResults(
+            machine: .current(),
+            settings: SweepSettings(
+                servers: plan.servers.map { .init(name: $0.name, command: $0.commandLine) },
+                connections: plan.connections, active: plan.active, messageSize: plan.messageSize, depth: plan.depth,
+                durationSeconds: plan.duration.seconds, warmupSeconds: plan.warmup.seconds, pinning: plan.pinning,
+                commandLine: plan.commandLine))
+    }
+
+    /// Runs every step (or until stopped) and returns the results, which are also in `plan.output`.
+    /// Throws only when the output cannot be written.
+    func run() throws -> SweepResults {
+        if let client = plan.pinning.client { _ = client.pin(thread: 0) }  // this thread: the idle connections
+        let total = plan.servers.count * plan.connections.count
+        try SweepReport.write(results, to: plan.output)
+        sweep: for server in plan.servers {
+            for count in plan.connections {
+                if stop.isRequested { break sweep }
+                progress.step = "[\(results.steps.count + 1)/\(total)] \(server.name) · \(count) connections"
+                let step = runStep(server, connections: count)
+                results.steps.append(step)
+                progress.finished(step)
+                try SweepReport.write(results, to: plan.output)
+            }
+        }
+        results.complete = !stop.isRequested && results.steps.count == total
+        if !results.complete { results.stopReason = "interrupted (Ctrl-C) after \(results.steps.count) of \(total) steps" }
+        progress.clear()
+        try SweepReport.write(results, to: plan.output)
+        return results
+    }
+
+    /// One server at one connection count. Never throws: whatever fails is the step's `reason`.
+    func runStep(_ server: SweptServer, connections count: Int) -> SweepStep {
+        var step = SweepStep(server: server.name, connections: count)
+        progress.show("starting the server")
+        let running: RunningServer
+        do {
+            running = try RunningServer(server, pinTo: plan.pinning.server)
+        } catch {
+            return step.failing(error.description, stopped: stop.isRequested)
+        }
+        step.serverPID = running.pid
+        var population: IdlePopulation?
+        do throws(SweepFailure) {
+            population = try idlePhase(running, count: count, into: &step)
+            if let population {
+                try loadedPhase(running, population: population, count: count, into: &step)
+            }
+        } catch {
+            step = step.failing(error.description, stopped: stop.isRequested)
+        }
+        progress.show("stopping the server")
+        population?.closeAll()
+        if let problem = running.stop(), step.status == .ok, !stop.isRequested {
+            step = step.failing(problem, stopped: false)
+        }
+        if stop.isRequested && step.status == .ok { step = step.failing("interrupted (Ctrl-C)", stopped: true) }
+        return step
+    }
+
+    /// Opens N connections, echoes once on each, holds them, reads the server. Returns the population
+    /// (still open) when all N made it; records the figures either way.
+    private func idlePhase(_ server: RunningServer, count: Int, into step: inout SweepStep) throws(SweepFailure)
+        -> IdlePopulation?
+    {
+        let baseline = try server.snapshot()
+        progress.show("opening 0/\(count)")
+        let began = monotonicNanoseconds()
+        let population = IdlePopulation(
+            target: server.address, count: count,
+            progress: { [progress] open in progress.show("opening \(open)/\(count)") },
+            shouldStop: { [stop] in stop.isRequested })
+        let openSeconds = Double(monotonicNanoseconds() - began) / 1e9
+        if population.open > 0 {
+            progress.show("holding \(population.open) idle")
+            sleep(untilNanoseconds: monotonicNanoseconds() + plan.hold.nanoseconds)
+        }
+        // Figures taken after Ctrl-C (which ends the server) would be a dying process's.
+        if stop.isRequested { throw SweepFailure("interrupted (Ctrl-C) while opening the idle connections") }
+        let held = try server.snapshot()
+        guard held.memory.rssKiB > 0 else { throw SweepFailure("\(server.server.name) is gone\(server.exitNote)") }
+        step.idle = SweepStep.IdleFigures(
+            open: population.open, baselineRSSKiB: baseline.memory.rssKiB, rssKiB: held.memory.rssKiB,
+            rssPerConnectionKiB: population.open > 0
+                ? Double(held.memory.rssKiB - baseline.memory.rssKiB) / Double(population.open) : 0,
+            baselineVmSizeKiB: baseline.memory.vmSizeKiB, vmSizeKiB: held.memory.vmSizeKiB, threads: held.threads,
+            openFDs: held.openFDs, openSeconds: openSeconds)
+        guard population.open == count else {
+            var reason = population.summary(requested: count)
+            if let refused = held.counters?.refused, refused > 0 { reason += "; the server counted \(refused) refused" }
+            throw SweepFailure(reason + server.exitNote)
+        }
+        return population
+    }
+
+    /// Keeps N open: closes `active` of the idle connections and runs the engine on `active` new ones.
+    private func loadedPhase(
+        _ server: RunningServer, population: IdlePopulation, count: Int, into step: inout SweepStep
+    ) throws(SweepFailure) {
+        let active = min(plan.active, count)
+        population.release(active)
+        var settings = ConnectionSettings(target: server.address, connections: active)
+        settings.threads = max(1, min(plan.threads, active))
+        settings.cpus = plan.pinning.client?.cpus ?? []
+        if let stats = server.statsAddress { settings.serverStats = stats } else { settings.serverPID = server.pid }
+        var load = LoadRun(connection: settings)
+        load.messageSize = plan.messageSize
+        load.depth = plan.depth
+        load.duration = plan.duration
+        load.warmup = plan.warmup
+        let idle = population.open
+        let result: LoadResult
+        do {
+            result = try load.run(
+                progress: { [progress] live in
+                    progress.show(
+                        "\(live.phase) \(active) active + \(idle) idle · \(Int(live.messagesPerSecond)) msgs/s"
+                            + " · p99 \(Int(live.p99Microseconds)) µs")
+                }, stop: stop)
+        } catch {
+            throw SweepFailure("loaded phase: \(error)\(server.exitNote)")
+        }
+        step.loaded = SweepStep.LoadedFigures(
+            active: active, idle: idle, measuredSeconds: result.measuredSeconds, messages: result.messages,
+            messagesPerSecond: result.messagesPerSecond, p50Microseconds: result.latencyMicroseconds.p50,
+            p99Microseconds: result.latencyMicroseconds.p99, serverCPUPercent: result.server?.cpuPercent,
+            serverContextSwitchesPerMessage: result.server?.contextSwitchesPerMessage,
+            serverRSSKiB: result.server?.rssKiB, clientCPUPercent: result.client.cpuPercent,
+            clientContextSwitchesPerMessage: result.client.contextSwitchesPerMessage,
+            fairness: result.fairness.jainIndex, errors: result.errors.total, run: result)
+        if result.errors.total > 0 {
+            throw SweepFailure(
+                "loaded phase: \(result.errors.summary) errors; first: \(result.errors.firstError ?? "?")\(server.exitNote)")
+        }
+        if !result.complete { throw SweepFailure("loaded phase: \(result.stopReason ?? "ended early")\(server.exitNote)") }
+        if result.server == nil { throw SweepFailure("loaded phase: \(result.serverNote ?? "no server figures")") }
+        if population.open != idle { throw SweepFailure("idle connections were lost during the loaded phase") }
+    }
+}
+
+extension SweepStep {
+    /// This step marked failed (or interrupted) with `reason`; figures already measured are kept.
+    func failing(_ reason: String, stopped: Bool) -> SweepStep {
+        var step = self
+        step.status = stopped ? .interrupted : .failed
+        step.reason = step.reason.map { "\($0); \(reason)" } ?? reason
+        return step
+    }
+}
+
+/// What a sweep says on stderr while it runs: a live line (`[3/12] libev · 5000 connections: opening
+/// 2048/5000`), meant for a terminal, and one line per finished step. Both off by default (tests).
+final class SweepProgress: @unchecked Sendable {
+    // @unchecked: `step` and `lastShown` are touched by the sweep's thread only (the engine calls
+    // the progress closure on the thread that called `run`).
+    let live: Bool
+    let stepLines: Bool
+    var step = ""
+    private var lastShown = ""
+
+    init(live: Bool = false, stepLines: Bool = false) {
+        self.live = live
+        self.stepLines = stepLines
+    }
+
+    /// Rewrites the live line.
+    func show(_ what: String) {
+        guard live else { return }
+        let line = "\(step): \(what)"
+        guard line != lastShown else { return }
+        lastShown = line
+        writeAll(STDERR_FILENO, Array("\r\u{1B}[2K\(line)".utf8))
+    }
+
+    func clear() {
+        guard live, !lastShown.isEmpty else { return }
+        lastShown = ""
+        writeAll(STDERR_FILENO, Array("\r\u{1B}[2K".utf8))
+    }
+
+    /// One line per finished step, on stderr: `[3/12] libev · 5000 connections: ok, RSS 12.1 MiB …`.
+    func finished(_ result: SweepStep) {
+        clear()
+        guard stepLines else { return }
+        var parts: [String] = []
+        if let idle = result.idle {
+            parts.append(
+                "RSS \(SweepReport.fixed(Double(idle.rssKiB) / 1024, 1)) MiB, "
+                    + "\(SweepReport.fixed(idle.rssPerConnectionKiB, 2)) KiB/conn, \(idle.threads) threads")
+        }
+        if let loaded = result.loaded {
+            parts.append(
+                "\(Int(loaded.messagesPerSecond)) msgs/s, p99 \(Int(loaded.p99Microseconds)) µs, "
+                    + "\(loaded.serverContextSwitchesPerMessage.map { SweepReport.fixed($0, 3) } ?? "?") cs/msg")
+        }
+        var line = "\(step): \(result.status.rawValue)"
+        if !parts.isEmpty { line += ", " + parts.joined(separator: ", ") }
+        if let reason = result.reason { line += " (\(reason))" }
+        writeAll(STDERR_FILENO, Array((line + "\n").utf8))
+    }
+}
