@@ -1,6 +1,9 @@
 import EchoProtocol
 import Foundation
+import NIOCore
 import Testing
+
+@testable import echo_tasks
 
 #if canImport(Glibc)
 import Glibc
@@ -93,5 +96,42 @@ struct TasksTests {
             try socket.send(payload)
             try Conformance.expectSame(try socket.receive(exactly: payload.count), payload, "connection \(index)")
         }
+    }
+}
+
+/// The receive-buffer sizing of echo-tasks (`ReceiveAllocator`), unit by unit.
+struct ReceiveAllocatorTests {
+    /// It exists to sit inline in NIO's `RecvByteBufferAllocator` existential (three words), instead
+    /// of a heap box per channel as NIO's 33-byte `AdaptiveRecvByteBufferAllocator` needs.
+    @Test func fitsInlineInAnExistential() {
+        #expect(MemoryLayout<ReceiveAllocator>.size <= 3 * MemoryLayout<Int>.size)
+        #expect(MemoryLayout<AdaptiveRecvByteBufferAllocator>.size > 3 * MemoryLayout<Int>.size)
+    }
+
+    @Test func startsSmallDoublesOnFullReadsAndStopsAtTheMaximum() {
+        var allocator = ReceiveAllocator(minimum: 64, initial: 64, maximum: 16 * 1024)
+        #expect(allocator.nextBufferSize() == 64)
+        var sizes: [Int] = []
+        for _ in 0..<12 {
+            _ = allocator.record(actualReadBytes: allocator.nextBufferSize()!)
+            sizes.append(allocator.nextBufferSize()!)
+        }
+        #expect(sizes == [128, 256, 512, 1024, 2048, 4096, 8192, 16384, 16384, 16384, 16384, 16384])
+    }
+
+    @Test func halvesAfterTwoReadsThatFitInHalfButNotBelowTheMinimum() {
+        var allocator = ReceiveAllocator(minimum: 64, initial: 256, maximum: 1024)
+        #expect(allocator.record(actualReadBytes: 10) == false)
+        #expect(allocator.nextBufferSize() == 256)
+        _ = allocator.record(actualReadBytes: 10)
+        #expect(allocator.nextBufferSize() == 128)
+        for _ in 0..<10 { _ = allocator.record(actualReadBytes: 10) }
+        #expect(allocator.nextBufferSize() == 64)
+    }
+
+    @Test func maximumIsTheLargestPowerOfTwoWithinTheBufferSize() {
+        var allocator = ReceiveAllocator(minimum: 64, initial: 64, maximum: 10_000)
+        for _ in 0..<20 { _ = allocator.record(actualReadBytes: allocator.nextBufferSize()!) }
+        #expect(allocator.nextBufferSize() == 8192)
     }
 }
