@@ -11,6 +11,10 @@ import Histogram
 /// is partial. All state lives in buffers allocated once, so the hot path (read, verify, time, record,
 /// write) allocates nothing.
 ///
+/// A connection counts as up once one message has made the round trip (its greeting): a client's
+/// connect() succeeds when the server's kernel answers, even if the server's accept queue then overflows
+/// and the connection is not really there until TCP retries. The load starts only after every greeting.
+///
 /// Payload: connection `id` sends the byte `(offset + 7·id) mod 251` at stream offset `offset`, so
 /// every echoed byte is compared with what must come back there, and streams of different
 /// connections differ.
@@ -75,6 +79,10 @@ final class ClientLoop: @unchecked Sendable {
     // Tallies.
     private var open = 0
     private var pendingConnects = 0
+    /// Open connections whose first message has not come back yet.
+    private var pendingGreetings = 0
+    /// Set when the load begins: from then on a closed loop refills.
+    private var sending = false
     private var nextToConnect = 0
     private var connectStartedAt: UInt64 = 0
     private var inFlight = 0
@@ -168,14 +176,14 @@ final class ClientLoop: @unchecked Sendable {
             stopAt = control.stopAt.load(ordering: .relaxed)
 
             if nextToConnect < count { startConnects(now: now) }
-            if pendingConnects > 0 && now >= nextExpiryCheck {
+            if (pendingConnects > 0 || pendingGreetings > 0) && now >= nextExpiryCheck {
                 expireConnects(now: now)
                 nextExpiryCheck = now + 50_000_000
             }
 
             switch phase {
             case .connecting:
-                if nextToConnect == count && pendingConnects == 0 {
+                if nextToConnect == count && pendingConnects == 0 && pendingGreetings == 0 {
                     publish()
                     status.connectPhaseDone.store(true, ordering: .releasing)
                     phase = .ready
@@ -238,7 +246,7 @@ final class ClientLoop: @unchecked Sendable {
                 wakeAt = now
             }
         }
-        if pendingConnects > 0 { wakeAt = min(wakeAt, nextExpiryCheck) }
+        if pendingConnects > 0 || pendingGreetings > 0 { wakeAt = min(wakeAt, nextExpiryCheck) }
         switch phase {
         case .loading:
             wakeAt = min(wakeAt, max(stopAt, now + 1_000_000))
@@ -290,7 +298,7 @@ final class ClientLoop: @unchecked Sendable {
         status.completed.store(completed, ordering: .relaxed)
         status.errors.store(outcome.errors.total, ordering: .relaxed)
         status.inFlight.store(inFlight, ordering: .relaxed)
-        if echoOnce { status.echoed.store(echoed, ordering: .relaxed) }
+        status.echoed.store(echoed, ordering: .relaxed)
     }
 
     // MARK: Connecting
@@ -351,30 +359,40 @@ final class ClientLoop: @unchecked Sendable {
         }
     }
 
+    /// Fails connection attempts, and greetings, older than the connect timeout.
     private func expireConnects(now: UInt64) {
-        for index in 0..<nextToConnect where connections[index].state == .connecting {
-            if now - connections[index].connectStartedAt >= plan.connectTimeoutNanoseconds {
+        let seconds = Duration.nanoseconds(Int64(plan.connectTimeoutNanoseconds)).shortDescription
+        for index in 0..<nextToConnect {
+            let connection = connections[index]
+            guard now - connection.connectStartedAt >= plan.connectTimeoutNanoseconds else { continue }
+            if connection.state == .connecting {
                 pendingConnects -= 1
-                let seconds = Duration.nanoseconds(Int64(plan.connectTimeoutNanoseconds)).shortDescription
                 connectFailed(index, "cannot connect to \(plan.target): no answer within \(seconds)")
+            } else if connection.state == .open && connection.messagesDone == 0 {
+                closeConnection(index)  // also counts it as resolved
+                connections[index].wasEstablished = false
+                outcome.established -= 1
+                outcome.errors.count(.connectFailed,
+                    "connection \(connection.id): connected, but its first echo did not come back within \(seconds) (server's accept queue full? try a lower --connect-rate)")
             }
         }
     }
 
+    /// The kernel says connected: send the greeting; the connection is up when it comes back.
     private func established(_ index: Int, added: Bool) {
         let connection = connections + index
         connection.pointee.state = .open
         connection.pointee.wasEstablished = true
+        let now = monotonicNanoseconds()
+        connection.pointee.connectStartedAt = now  // the greeting gets its own connect timeout
         open += 1
+        pendingGreetings += 1
         outcome.established += 1
         outcome.peakOpen = max(outcome.peakOpen, open)
-        status.resolved.wrappingAdd(1, ordering: .relaxed)
         Epoll.control(epollFD, added ? Epoll.modify : Epoll.add, connection.pointee.fd, events: Epoll.input,
                       token: UInt64(index))
-        if echoOnce {
-            queueMessage(index, sentAt: monotonicNanoseconds())
-            pump(index)
-        }
+        queueMessage(index, sentAt: now)
+        pump(index)
     }
 
     private func connectFailed(_ index: Int, _ message: String) {
@@ -393,6 +411,7 @@ final class ClientLoop: @unchecked Sendable {
     /// Starts the load: the first `depth` messages on every connection, or the open-loop schedule.
     private func begin(at start: UInt64) {
         startedAt = start
+        sending = true
         measureAt = control.measureAt.load(ordering: .relaxed)
         switch plan.workload {
         case .closedLoop(let depth):
@@ -458,6 +477,13 @@ final class ClientLoop: @unchecked Sendable {
     }
 
     /// Writes what is queued; on a full socket buffer, waits for EPOLLOUT.
+    /// A connection's first message came back: it is up.
+    private func greeted() {
+        pendingGreetings -= 1
+        echoed += 1
+        status.resolved.wrappingAdd(1, ordering: .relaxed)
+    }
+
     @inline(__always)
     private func pump(_ index: Int) {
         let connection = connections + index
@@ -479,7 +505,7 @@ final class ClientLoop: @unchecked Sendable {
                 }
                 return
             }
-            fail(index, .unexpectedClose, "connection \(connection.pointee.id): send failed: \(errnoDescription(code))")
+            lost(index, "send failed: \(errnoDescription(code))")
             return
         }
         if connection.pointee.wantsOutput {
@@ -500,11 +526,11 @@ final class ClientLoop: @unchecked Sendable {
         if count < 0 {
             let code = errno
             if code == EAGAIN || code == EWOULDBLOCK { return }
-            fail(index, .unexpectedClose, "connection \(connection.pointee.id): \(errnoDescription(code))")
+            lost(index, errnoDescription(code))
             return
         }
         if count == 0 {
-            onEndOfStream(index)
+            lost(index, "the server closed the connection")
             return
         }
         let received = connection.pointee.received
@@ -536,23 +562,24 @@ final class ClientLoop: @unchecked Sendable {
                 connection.pointee.measuredMessages &+= 1
             }
             if plan.liveLatency { live.record(latency) }
-            if closedLoopDepth > 0 && now < stopAt {
+            if closedLoopDepth > 0 && sending && now < stopAt {
                 queueMessage(index, sentAt: now)
                 queuedNew = true
             }
-            if echoOnce { echoed &+= 1 }
+            if connection.pointee.messagesDone == 1 { greeted() }
         }
         if queuedNew && !connection.pointee.wantsOutput { pump(index) }
     }
 
-    private func onEndOfStream(_ index: Int) {
+    /// The connection ended (end of stream, reset, failed read or write). With bytes still owed, the
+    /// stream came back short; owing nothing, it was an unexpected close.
+    private func lost(_ index: Int, _ how: String) {
         let connection = connections + index
-        let owed = connection.pointee.sent - connection.pointee.received
-        if owed > 0 {
-            fail(index, .shortStream,
-                 "connection \(connection.pointee.id): the server closed after echoing \(connection.pointee.received) of \(connection.pointee.sent) bytes")
+        let (sent, received) = (connection.pointee.sent, connection.pointee.received)
+        if sent > received {
+            fail(index, .shortStream, "connection \(connection.pointee.id): \(how) after echoing \(received) of \(sent) bytes")
         } else {
-            fail(index, .unexpectedClose, "connection \(connection.pointee.id): the server closed the connection")
+            fail(index, .unexpectedClose, "connection \(connection.pointee.id): \(how)")
         }
     }
 
@@ -587,6 +614,10 @@ final class ClientLoop: @unchecked Sendable {
     private func closeConnection(_ index: Int) {
         let connection = connections + index
         guard connection.pointee.state == .open else { return }
+        if connection.pointee.messagesDone == 0 {
+            pendingGreetings -= 1
+            status.resolved.wrappingAdd(1, ordering: .relaxed)
+        }
         close(connection.pointee.fd)
         connection.pointee.fd = -1
         connection.pointee.state = .closed

@@ -2,14 +2,15 @@
 struct ErrorCounts: Codable, Sendable, Equatable {
     /// An echoed byte differed from the byte sent at that position of the stream.
     var mismatch = 0
-    /// The stream came back short: the server closed with bytes still owed, or they never came back
-    /// before the drain time ran out.
+    /// The stream came back short: the connection ended (closed, reset, failed read or write) with bytes
+    /// still owed, or they never came back before the drain time ran out.
     var shortStream = 0
-    /// The server reset or closed a connection that owed nothing, or a read or write failed.
+    /// The connection ended the same ways while it owed nothing.
     var unexpectedClose = 0
     /// More bytes came back than were sent.
     var extraBytes = 0
-    /// A connection could not be established (refused, timed out, out of ports or descriptors).
+    /// A connection could not be established (refused, timed out, out of ports or descriptors), or its
+    /// first message did not come back within the connect timeout.
     var connectFailed = 0
     /// The first error seen, in words, e.g. `connection 3: stream byte 1000 was 0x00, expected 0x2a`.
     var firstError: String?

@@ -37,10 +37,12 @@ struct IdleRun: Sendable {
         group.start()
 
         watch.phase = "connecting"
+        let overflowsBefore = Preflight.listenOverflows()
         let rampSeconds = connection.connectRate.map { Double(connection.connections) / $0 } ?? 0
         let connectDeadline = began + UInt64((rampSeconds + connection.connectTimeout.seconds + 10) * 1e9)
         watch.wait(until: connectDeadline) { group.connectPhaseDone }
         let connectSeconds = Double(monotonicNanoseconds() - began) / 1e9
+        let overflows = Preflight.listenOverflows() - overflowsBefore
         let established = group.open
         if established == 0 && !watch.stopped {
             var errors = ErrorCounts()
@@ -84,8 +86,9 @@ struct IdleRun: Sendable {
                 connections: connection.connections, messageSize: messageSize, holdSeconds: hold.seconds,
                 threads: group.loops.count, connectRate: connection.connectRate,
                 sourceAddresses: connection.sourceAddresses.count, cpus: connection.cpus),
-            connections: .init(requested: connection.connections, established: established, peakOpen: peak),
-            echoed: echoed, heldOpen: heldOpen, connectSeconds: connectSeconds, errors: errors, server: server,
+            connections: .init(requested: connection.connections, established: established, peakOpen: peak,
+                               connectSeconds: connectSeconds, listenOverflows: overflows),
+            echoed: echoed, heldOpen: heldOpen, errors: errors, server: server,
             serverNote: serverNote,
             client: ClientFigures(loops: group.loops.count, usage: clientEnd.since(clientStart), seconds: seconds,
                                   messages: echoed),
@@ -144,7 +147,6 @@ struct IdleResult: Codable, Sendable, Equatable {
     var echoed: Int
     /// Connections still open when the server was read.
     var heldOpen: Int
-    var connectSeconds: Double
     var errors: ErrorCounts
     var server: IdleServerFigures?
     var serverNote: String?

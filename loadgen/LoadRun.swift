@@ -63,7 +63,11 @@ struct LoadRun: Sendable {
         let rampSeconds = connection.connectRate.map { Double(connection.connections) / $0 } ?? 0
         let connectDeadline = monotonicNanoseconds() + UInt64((rampSeconds + connection.connectTimeout.seconds + 10) * 1e9)
         watch.phase = "connecting"
+        let overflowsBefore = Preflight.listenOverflows()
+        let connectBegan = monotonicNanoseconds()
         watch.wait(until: connectDeadline) { group.connectPhaseDone }
+        let connectSeconds = Double(monotonicNanoseconds() - connectBegan) / 1e9
+        let overflows = Preflight.listenOverflows() - overflowsBefore
         let established = group.open
         if established == 0 || watch.stopped || !group.connectPhaseDone {
             let outcomes = group.closeAndJoin()
@@ -154,7 +158,8 @@ struct LoadRun: Sendable {
                 durationSeconds: duration.seconds, warmupSeconds: warmup.seconds, threads: group.loops.count,
                 connectRate: connection.connectRate, sourceAddresses: connection.sourceAddresses.count,
                 cpus: connection.cpus),
-            connections: .init(requested: connection.connections, established: established, peakOpen: peak),
+            connections: .init(requested: connection.connections, established: established, peakOpen: peak,
+                               connectSeconds: connectSeconds, listenOverflows: overflows),
             measuredSeconds: window, messages: messages,
             messagesPerSecond: window > 0 ? Double(messages) / window : 0,
             bytesPerSecond: window > 0 ? Double(messages * messageSize) / window : 0,

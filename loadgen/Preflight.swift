@@ -6,7 +6,7 @@ import EchoProtocol
 /// Checks made before any load: each failure is one line a person can act on.
 enum Preflight {
     /// Descriptors loadgen needs besides one per connection (epoll, eventfd per loop, stdio, probes).
-    static let spareDescriptors = 32
+    static let spareDescriptors = 16
 
     /// Enough descriptors and local ports for `settings.connections`; raises the soft fd limit first.
     static func checkResources(_ settings: ConnectionSettings) throws(StartupError) {
@@ -28,6 +28,18 @@ enum Preflight {
             throw StartupError(
                 "\(settings.connections) connections to one target need more than the \(ports) local ports of \(sources == 1 ? "one source address" : "\(sources) source addresses"): spread them with --source-addresses 127.0.0.1-127.0.0.\(min(254, (settings.connections + ports - 1) / ports))")
         }
+    }
+
+    /// The machine's TcpExt ListenOverflows counter (/proc/net/netstat), or 0 when unreadable.
+    static func listenOverflows() -> Int {
+        guard let text = readText("/proc/net/netstat") else { return 0 }
+        let lines = text.split(separator: "\n")
+        for (names, values) in zip(lines, lines.dropFirst()) where names.hasPrefix("TcpExt:") && values.hasPrefix("TcpExt:") {
+            for (name, value) in zip(names.split(separator: " "), values.split(separator: " ")) where name == "ListenOverflows" {
+                return Int(value) ?? 0
+            }
+        }
+        return 0
     }
 
     /// Ports in /proc/sys/net/ipv4/ip_local_port_range (28232 by default).

@@ -72,7 +72,7 @@ enum Report {
         if result.server != nil, let note = result.serverNote { lines.append(row("", note)) }
         let client = result.client
         lines.append(row("client", "CPU \(decimal(client.cpuSeconds, 2)) s (\(decimal(client.cpuPercent, 0))%)   \(decimal(client.cpuMicrosecondsPerMessage, 2)) µs/msg   context switches \(decimal(client.contextSwitchesPerMessage, 4))/msg (voluntary \(grouped(client.voluntaryContextSwitches)), involuntary \(grouped(client.involuntaryContextSwitches)))"))
-        lines.append(row("connections", "\(grouped(result.connections.established)) of \(grouped(result.connections.requested)) established, at most \(grouped(result.connections.peakOpen)) open at once"))
+        lines.append(row("connections", "\(grouped(result.connections.established)) of \(grouped(result.connections.requested)) up in \(decimal(result.connections.connectSeconds, 2)) s, at most \(grouped(result.connections.peakOpen)) open at once\(overflowNote(result.connections))"))
         lines.append(row("errors", result.errors.summary))
         if let first = result.errors.firstError { lines.append(row("first error", first)) }
         if result.unsentMessages > 0 {
@@ -85,7 +85,7 @@ enum Report {
     static func table(_ result: IdleResult) -> String {
         var lines = [
             "loadgen idle: \(result.target), \(grouped(result.connections.requested)) connections, one \(ByteCount.describe(result.settings.messageSize)) echo each, held \(decimal(result.settings.holdSeconds, 1)) s",
-            row("connections", "\(grouped(result.connections.established)) established in \(decimal(result.connectSeconds, 2)) s, \(grouped(result.echoed)) echoed, \(grouped(result.heldOpen)) open when read"),
+            row("connections", "\(grouped(result.connections.established)) up in \(decimal(result.connections.connectSeconds, 2)) s, \(grouped(result.echoed)) echoed, \(grouped(result.heldOpen)) open when read\(overflowNote(result.connections))"),
         ]
         if let server = result.server {
             lines.append(row("server", "pid \(server.pid) \(server.variant) (\(server.source))"))
@@ -101,6 +101,11 @@ enum Report {
         if let first = result.errors.firstError { lines.append(row("first error", first)) }
         if let reason = result.stopReason { lines.append(row("stopped", "\(reason): partial results")) }
         return lines.joined(separator: "\n")
+    }
+
+    private static func overflowNote(_ connections: ConnectionFigures) -> String {
+        connections.listenOverflows > 0
+            ? "; \(grouped(connections.listenOverflows)) listen-queue overflows on this machine meanwhile" : ""
     }
 
     private static func row(_ label: String, _ text: String) -> String {

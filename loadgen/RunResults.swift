@@ -147,9 +147,15 @@ struct ClientFigures: Codable, Sendable, Equatable {
 /// Connection counts of a run.
 struct ConnectionFigures: Codable, Sendable, Equatable {
     var requested: Int
+    /// Connections that came up: connected, and their first message echoed.
     var established: Int
     /// The most connections open at one moment (summed over loops' peaks: an upper bound when they differ in time).
     var peakOpen: Int
+    /// Time to open every connection and see its first echo.
+    var connectSeconds: Double
+    /// Machine-wide TcpExt ListenOverflows during the connect phase: connections a listener's full accept
+    /// queue dropped (TCP retries them; with many, lower --connect-rate). Other processes' count too.
+    var listenOverflows: Int
 }
 
 /// Everything `loadgen run` measured; `--json` prints it, the sweep collects it.

@@ -63,47 +63,86 @@ struct ServerProbe: Sendable, Equatable {
 }
 
 /// Finds the process listening on an address through /proc/net/tcp (the socket's inode) and
-/// /proc/*/fd (which process holds `socket:[inode]`). Only processes this user may inspect are found.
+/// /proc/*/fd (which process holds a socket with that inode). Only processes this user may inspect are
+/// found. Cheap even on a machine with tens of thousands of sockets: /proc/net/tcp is read only as far
+/// as its listening sockets, and descriptors are compared by inode with fstatat, without strings.
 enum ListeningSocketOwner {
     static func find(_ target: IPv4Address) -> Int32? {
-        let inodes = listeningInodes(port: target.port, address: target)
+        let inodes = Set(listeningInodes(port: target.port, address: target))
         guard !inodes.isEmpty, let processes = directoryEntries("/proc") else { return nil }
-        let wanted = Set(inodes.map { "socket:[\($0)]" })
         for name in processes {
-            guard let pid = Int32(name), let fds = directoryEntries("/proc/\(pid)/fd") else { continue }
-            for fd in fds where wanted.contains(link("/proc/\(pid)/fd/\(fd)")) {
-                return pid
-            }
+            guard let pid = Int32(name), holdsSocket(pid: pid, inodes: inodes) else { continue }
+            return pid
         }
         return nil
     }
 
+    private static func holdsSocket(pid: Int32, inodes: Set<UInt64>) -> Bool {
+        guard let directory = opendir("/proc/\(pid)/fd") else { return false }
+        defer { closedir(directory) }
+        let fd = dirfd(directory)
+        var info = stat()
+        while let entry = readdir(directory) {
+            let found = withUnsafePointer(to: entry.pointee.d_name) { name in
+                name.withMemoryRebound(to: CChar.self, capacity: 256) { name -> Bool in
+                    guard name[0] != 46 /* "." */, fstatat(fd, name, &info, 0) == 0 else { return false }
+                    return info.st_mode & S_IFMT == S_IFSOCK && inodes.contains(UInt64(info.st_ino))
+                }
+            }
+            if found { return true }
+        }
+        return false
+    }
+
     /// Inodes of sockets in state LISTEN (0A) on `port`, bound to the address or to any address.
-    static func listeningInodes(port: Int, address: IPv4Address) -> [String] {
-        var inodes: [String] = []
+    static func listeningInodes(port: Int, address: IPv4Address) -> [UInt64] {
         let portHex = String(hex: port, width: 4)
         // /proc/net/tcp prints the address as the 32-bit value in host byte order, in hex.
         let addressHex = String(hex: address.networkOrder, width: 8)
-        for (file, anyAddress) in [("/proc/net/tcp", "00000000"), ("/proc/net/tcp6", "00000000000000000000000000000000")] {
-            guard let text = readText(file) else { continue }
-            for line in text.split(separator: "\n").dropFirst() {
-                let fields = line.split(separator: " ")
-                guard fields.count > 9, fields[3] == "0A" else { continue }
+        let any4 = "00000000"
+        let any6 = String(repeating: "0", count: 32)
+        let mapped = "0000000000000000FFFF0000" + addressHex
+        var inodes: [UInt64] = []
+        for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            forEachListeningLine(file) { fields in
                 let local = fields[1].split(separator: ":")
-                guard local.count == 2, local[1] == portHex else { continue }
-                let host = String(local[0])
-                let v4Mapped = "0000000000000000FFFF0000" + addressHex
-                if host == anyAddress || host == addressHex || host == v4Mapped { inodes.append(String(fields[9])) }
+                guard local.count == 2, local[1] == portHex, let inode = UInt64(fields[9]) else { return }
+                let host = local[0]
+                if host == any4 || host == addressHex || host == any6 || host == mapped { inodes.append(inode) }
             }
         }
         return inodes
     }
 
-    private static func link(_ path: String) -> String {
-        var buffer = [CChar](repeating: 0, count: 64)
-        let count = readlink(path, &buffer, buffer.count - 1)
-        guard count > 0 else { return "" }
-        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    /// Calls `body` with the fields of each LISTEN line. The kernel prints every listening socket before
+    /// the first connection, so reading stops at the first line in another state.
+    private static func forEachListeningLine(_ path: String, _ body: ([Substring]) -> Void) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var pending: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        var header = true
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { return }
+            pending += chunk[0..<count]
+            var lineStart = 0
+            while let newline = pending[lineStart...].firstIndex(of: 10) {
+                let line = String(decoding: pending[lineStart..<newline], as: UTF8.self)
+                lineStart = newline + 1
+                if header {
+                    header = false
+                    continue
+                }
+                let fields = line.split(separator: " ")
+                guard fields.count > 9 else { continue }
+                guard fields[3] == "0A" else { return }
+                body(fields)
+            }
+            pending.removeFirst(lineStart)
+        }
     }
 }
 
