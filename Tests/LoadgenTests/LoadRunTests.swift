@@ -57,7 +57,8 @@ struct LoadRunTests {
         let result = try Self.run(server, connections: 4)
         #expect(result.errors.shortStream == 1)
         #expect(result.errors.total == 1)
-        #expect(result.errors.firstError?.contains("closed after echoing 640 of") == true)
+        // An end of stream or a reset (the server closed with our next message unread), after 640 bytes.
+        #expect(result.errors.firstError?.contains("after echoing 640 of") == true, "\(result.errors)")
         #expect(result.complete)  // the other connections carried on
         #expect(!result.succeeded)
     }
@@ -131,6 +132,21 @@ struct LoadRunTests {
             _ = try LoadRun(connection: settings, duration: .seconds(1)).run()
         } throws: { error in
             (error as? StartupError)?.message == "cannot connect to \(address): Connection refused"
+        }
+        #expect(ContinuousClock.now - began < .seconds(2))
+    }
+
+    @Test func connectionsCountOnlyOnceTheirFirstEchoCameBack() throws {
+        let server = try TestEchoServer(.silent)
+        defer { server.stop() }
+        var settings = ConnectionSettings(target: server.address, connections: 3)
+        settings.connectTimeout = .milliseconds(500)
+        settings.serverPID = getpid()  // no /proc-wide search for the listener: this test times the greeting
+        let began = ContinuousClock.now
+        #expect {
+            _ = try LoadRun(connection: settings, duration: .seconds(1)).run()
+        } throws: { error in
+            (error as? StartupError)?.message.contains("connected, but its first echo did not come back within 500ms") == true
         }
         #expect(ContinuousClock.now - began < .seconds(2))
     }

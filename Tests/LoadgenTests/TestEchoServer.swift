@@ -23,6 +23,8 @@ final class TestEchoServer: @unchecked Sendable {
         case closeFirstAfter(bytes: Int)
         /// Closes every connection and the listener once this many bytes were echoed in all: a server that dies.
         case dieAfter(totalBytes: Int)
+        /// Accepts and reads, but never answers.
+        case silent
     }
 
     struct Record: Sendable {
@@ -131,6 +133,8 @@ final class TestEchoServer: @unchecked Sendable {
                 switch behaviour {
                 case .echo, .dieAfter:
                     break
+                case .silent:
+                    continue
                 case .corruptByte(let offset):
                     if client.number == victim && client.echoed <= offset && offset < client.echoed + count {
                         buffer[offset - client.echoed] ^= 0xFF
