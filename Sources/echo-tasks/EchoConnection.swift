@@ -64,8 +64,15 @@ struct EchoConnection: Sendable {
                 }
                 // The client half-closed. `executeThenClose` closes the channel at once, which would
                 // drop writes still queued in the channel; an empty write completes only after every
-                // earlier write has reached the socket, so wait for it first.
-                try await channel.channel.writeAndFlush(ByteBuffer())
+                // earlier write has reached the socket, so wait for it first. If the server is
+                // stopping meanwhile, close now: a client that does not read must not hold up the exit.
+                let sent = channel.channel.eventLoop.makePromise(of: Void.self)
+                channel.channel.writeAndFlush(ByteBuffer(), promise: sent)
+                try await withTaskCancellationHandler {
+                    try await sent.futureResult.get()
+                } onCancel: { [channel] in
+                    channel.channel.close(promise: nil)
+                }
             }
         } catch {
             // ECONNRESET, EPIPE, cancellation: nothing to tell the client; the channel is closed.

@@ -89,6 +89,26 @@ struct TasksTests {
         #expect(server.stdout.lines.contains { $0.hasPrefix("final-stats ") })
     }
 
+    /// SIGTERM while connections' channels still hold megabytes their clients do not read (a 32 MiB
+    /// --buffer-size keeps them writable): one task waits for input, the other has seen its
+    /// client's FIN and waits for the unread bytes to drain. Stopping must wait for neither.
+    @Test(arguments: executors)
+    func sigtermWithUnreadPendingWritesExitsZero(_ executor: String) throws {
+        let server = try ServerProcess.started(spec(executor), extra: ["--buffer-size", "32M"])
+        defer { server.stop() }
+        let waitingForInput = try TestSocket(connectingTo: server.address)
+        try waitingForInput.send(randomPayload(8 << 20, seed: 29))
+        let halfClosed = try TestSocket(connectingTo: server.address)
+        try halfClosed.send(randomPayload(8 << 20, seed: 31))
+        halfClosed.shutdownWrite()
+        usleep(300_000)  // the server has read it all and queued what the kernel would not take
+        kill(server.pid, SIGTERM)
+        guard let status = server.waitForExit(timeout: 2) else {
+            throw ConformanceFailure("echo-tasks --executor \(executor) still running 2 s after SIGTERM")
+        }
+        #expect(status == 0)
+    }
+
     private func echoOnTwentyConnections(_ server: ServerProcess) throws {
         let sockets = try (0..<20).map { _ in try TestSocket(connectingTo: server.address) }
         for (index, socket) in sockets.enumerated() {
