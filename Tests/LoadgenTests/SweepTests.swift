@@ -56,8 +56,8 @@ struct SweepTests {
         let csv = try String(contentsOf: output.appendingPathComponent("results.csv"), encoding: .utf8)
         let rows = csv.split(separator: "\n")
         #expect(rows.first.map(String.init) == SweepResults.csvHeader.joined(separator: ","))
-        #expect(rows.dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false).prefix(3).joined(separator: ",") }
-            == ["threads,10,ok", "threads,50,ok", "libev,10,ok", "libev,50,ok"])
+        #expect(rows.dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false).prefix(4).joined(separator: ",") }
+            == ["threads,10,ok,", "threads,50,ok,", "libev,10,ok,", "libev,50,ok,"])
         #expect(rows.dropFirst().allSatisfy { $0.split(separator: ",", omittingEmptySubsequences: false).count == SweepResults.csvHeader.count })
 
         // JSON: decodes back to the same results.
@@ -130,6 +130,38 @@ struct SweepTests {
         #expect(SweepPinning.split(CPUSet([0])) == SweepPinning(server: nil, client: nil))
         #expect(CPUSet(parsing: "0,2-4")?.description == "0,2-4")
         #expect(CPUSet(parsing: "3-1") == nil)
+    }
+
+    @Test func chartsKeepFiguresOfPhasesThatCompletedBeforeAFailure() throws {
+        let idle = SweepStep.IdleFigures(
+            open: 100, baselineRSSKiB: 1000, rssKiB: 2000, rssPerConnectionKiB: 10, baselineVmSizeKiB: 1,
+            vmSizeKiB: 1, threads: 1, openFDs: 1, openSeconds: 1)
+        var partial = idle
+        partial.open = 40
+        let loaded = SweepStep.LoadedFigures(
+            active: 10, idle: 90, measuredSeconds: 1, messages: 1000, messagesPerSecond: 1000, p50Microseconds: 50,
+            p99Microseconds: 90, serverCPUPercent: 50, serverContextSwitchesPerMessage: 1, serverRSSKiB: 2000,
+            clientCPUPercent: 40, clientContextSwitchesPerMessage: 0.1, fairness: 1, errors: 0, run: nil)
+        var results = SweepResults(
+            machine: .current(),
+            settings: SweepSettings(
+                servers: [.init(name: "a", command: "a"), .init(name: "b", command: "b")], connections: [100],
+                active: 10, messageSize: 64, depth: 1, durationSeconds: 1, warmupSeconds: 1,
+                pinning: SweepPinning(server: nil, client: nil), commandLine: "loadgen sweep"))
+        // a: measured fully, then did not exit 0. b: only 40 of 100 connections opened.
+        results.steps = [
+            SweepStep(server: "a", connections: 100, idle: idle, loaded: loaded)
+                .failing("a did not exit", in: .stop, stopped: false),
+            SweepStep(server: "b", connections: 100, idle: partial).failing("40 of 100 open", in: .idle, stopped: false),
+        ]
+        let memory = try ParsedSVG(SweepCharts.chart(SweepCharts.definitions[0], results).render())
+        #expect(memory.series == ["a", "b"])
+        #expect(memory.circles == 1)
+        #expect(memory.titles.contains("a failed at 100: a did not exit"))
+        #expect(memory.titles.contains("b failed at 100: 40 of 100 open"))
+        let throughput = try ParsedSVG(SweepCharts.chart(SweepCharts.definitions[2], results).render())
+        #expect(throughput.circles == 1)
+        #expect(results.csv().split(separator: "\n")[1].hasPrefix("a,100,failed,stop,a did not exit,"))
     }
 
     @Test func csvQuotesFieldsThatNeedIt() {

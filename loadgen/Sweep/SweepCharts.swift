@@ -7,7 +7,7 @@ enum SweepCharts {
         var file: String
         var title: String
         var y: SVGChart.Axis
-        /// The step's figure, or nil when that step has none (the phase failed or did not run).
+        /// The step's figure, or nil when that step has none (its phase failed or did not run).
         var value: @Sendable (SweepStep) -> Double?
     }
 
@@ -17,20 +17,20 @@ enum SweepCharts {
     static let definitions: [Definition] = [
         Definition(
             file: "rss-vs-connections.svg", title: "Server memory (RSS) with N idle connections",
-            y: .init(label: "server RSS", unit: "MiB"), value: { $0.idle.map { Double($0.rssKiB) / 1024 } }),
+            y: .init(label: "server RSS", unit: "MiB"), value: { $0.completedIdle.map { Double($0.rssKiB) / 1024 } }),
         Definition(
             file: "rss-per-connection.svg", title: "Resident memory per idle connection",
-            y: .init(label: "RSS per connection", unit: "KiB"), value: { $0.idle?.rssPerConnectionKiB }),
+            y: .init(label: "RSS per connection", unit: "KiB"), value: { $0.completedIdle?.rssPerConnectionKiB }),
         Definition(
             file: "throughput.svg", title: "Throughput: N connections open, the active ones sending",
-            y: .init(label: "messages per second", unit: "msgs/s"), value: { $0.loaded?.messagesPerSecond }),
+            y: .init(label: "messages per second", unit: "msgs/s"), value: { $0.completedLoaded?.messagesPerSecond }),
         Definition(
             file: "context-switches.svg", title: "Server context switches per message",
             y: .init(label: "context switches per message"),
-            value: { $0.loaded?.serverContextSwitchesPerMessage }),
+            value: { $0.completedLoaded?.serverContextSwitchesPerMessage }),
         Definition(
             file: "p99-latency.svg", title: "p99 latency: N connections open, the active ones sending",
-            y: .init(label: "p99 round-trip latency", unit: "µs", scale: .log), value: { $0.loaded?.p99Microseconds }),
+            y: .init(label: "p99 round-trip latency", unit: "µs", scale: .log), value: { $0.completedLoaded?.p99Microseconds }),
     ]
 
     /// Every chart of `results`, as (file name, title, SVG text).
@@ -49,11 +49,10 @@ enum SweepCharts {
             var points: [(Double, Double)] = []
             var failures: [(x: Double, reason: String)] = []
             for step in steps {
-                if let value = definition.value(step), step.status == .ok {
-                    points.append((Double(step.connections), value))
-                } else if step.status != .ok {
-                    failures.append((Double(step.connections), step.reason ?? step.status.rawValue))
-                }
+                // A figure from a phase that completed is drawn even if a later phase failed;
+                // the failure is drawn too, as a cross on the x axis.
+                if let value = definition.value(step) { points.append((Double(step.connections), value)) }
+                if step.status != .ok { failures.append((Double(step.connections), step.reason ?? step.status.rawValue)) }
             }
             return SVGChart.Series(name: name, points: points, failures: failures)
         }

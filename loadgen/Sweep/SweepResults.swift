@@ -12,13 +12,35 @@ struct SweepStep: Codable, Sendable, Equatable {
     }
 
     /// The server's name in the sweep: `threads`, `libev`, `tasks`, or a `--server NAME=…` name.
+    /// The parts of a step, in order; a failure names the one it happened in.
+    enum Phase: String, Codable, Sendable, Comparable {
+        case start, idle, loaded, stop
+
+        static func < (a: Phase, b: Phase) -> Bool { a.order < b.order }
+        private var order: Int { [.start, .idle, .loaded, .stop].firstIndex(of: self)! }
+    }
+
     var server: String
     var connections: Int
     var status: Status = .ok
     var reason: String?
+    /// Where the step failed or was interrupted; nil when it is ok.
+    var failedIn: Phase?
     var serverPID: Int32?
     var idle: IdleFigures?
     var loaded: LoadedFigures?
+
+    /// The idle figures, if that phase completed (all N open and measured), even when a later phase failed.
+    var completedIdle: IdleFigures? {
+        guard let idle, idle.open == connections, failedIn.map({ $0 > .idle }) ?? true else { return nil }
+        return idle
+    }
+
+    /// The loaded figures, if that phase completed, even when stopping the server then failed.
+    var completedLoaded: LoadedFigures? {
+        guard failedIn.map({ $0 > .loaded }) ?? true else { return nil }
+        return loaded
+    }
 
     /// The idle phase: all N connections open, each echoed once, none sending.
     struct IdleFigures: Codable, Sendable, Equatable {
@@ -108,7 +130,7 @@ struct SweepResults: Codable, Sendable, Equatable {
     }
 
     static let csvHeader = [
-        "server", "connections", "status", "reason", "server_pid",
+        "server", "connections", "status", "failed_in", "reason", "server_pid",
         "idle_open", "baseline_rss_kib", "idle_rss_kib", "rss_per_connection_kib", "baseline_vmsize_kib",
         "idle_vmsize_kib", "idle_threads", "idle_fds", "open_seconds",
         "active", "measured_seconds", "messages", "msgs_per_second", "p50_us", "p99_us",
@@ -123,7 +145,8 @@ struct SweepResults: Codable, Sendable, Equatable {
             let idle = step.idle
             let loaded = step.loaded
             let fields: [String?] = [
-                step.server, String(step.connections), step.status.rawValue, step.reason, step.serverPID.map { String($0) },
+                step.server, String(step.connections), step.status.rawValue, step.failedIn?.rawValue, step.reason,
+                step.serverPID.map { String($0) },
                 idle.map { String($0.open) }, idle.map { String($0.baselineRSSKiB) }, idle.map { String($0.rssKiB) },
                 idle.map { Self.decimal($0.rssPerConnectionKiB) }, idle.map { String($0.baselineVmSizeKiB) },
                 idle.map { String($0.vmSizeKiB) }, idle.map { String($0.threads) }, idle.map { String($0.openFDs) },

@@ -73,30 +73,52 @@ final class SweepRunner {
     /// One server at one connection count. Never throws: whatever fails is the step's `reason`.
     func runStep(_ server: SweptServer, connections count: Int) -> SweepStep {
         var step = SweepStep(server: server.name, connections: count)
+        if let problem = Self.limitProblem(connections: count) { return step.failing(problem, in: .start, stopped: false) }
         progress.show("starting the server")
         let running: RunningServer
         do {
             running = try RunningServer(server, pinTo: plan.pinning.server)
         } catch {
-            return step.failing(error.description, stopped: stop.isRequested)
+            return step.failing(error.description, in: .start, stopped: stop.isRequested)
         }
         step.serverPID = running.pid
         var population: IdlePopulation?
+        var phase = SweepStep.Phase.idle
         do throws(SweepFailure) {
             population = try idlePhase(running, count: count, into: &step)
             if let population {
+                phase = .loaded
                 try loadedPhase(running, population: population, count: count, into: &step)
             }
         } catch {
-            step = step.failing(error.description, stopped: stop.isRequested)
+            step = step.failing(error.description, in: phase, stopped: stop.isRequested)
         }
+        // Stop the server with the idle connections still open: it must close them all and exit 0,
+        // and as it closes first, the TIME_WAIT states stay on its side instead of holding this
+        // client's local ports (which would slow the next, larger step's connects).
         progress.show("stopping the server")
+        // Closing thousands of connections (and ending as many threads) takes a while on a busy machine.
+        let problem = running.stop(grace: 10 + Double(count) / 1000)
         population?.closeAll()
-        if let problem = running.stop(), step.status == .ok, !stop.isRequested {
-            step = step.failing(problem, stopped: false)
+        if let problem, step.status == .ok, !stop.isRequested {
+            step = step.failing(problem, in: .stop, stopped: false)
         }
-        if stop.isRequested && step.status == .ok { step = step.failing("interrupted (Ctrl-C)", stopped: true) }
+        if stop.isRequested && step.status == .ok { step = step.failing("interrupted (Ctrl-C)", in: .stop, stopped: true) }
         return step
+    }
+
+    /// Why this client cannot hold `count` connections at once here, or nil if it can: each needs a
+    /// descriptor and, all coming from 127.0.0.1 to one port, a local port.
+    static func limitProblem(connections count: Int) -> String? {
+        let ports = Preflight.localPortCount()
+        if count > ports {
+            return "\(count) connections need \(count) local ports; this machine has \(ports) (net.ipv4.ip_local_port_range)"
+        }
+        let files = Lifecycle.raiseOpenFileLimit()
+        if count + 64 > files {
+            return "\(count) connections need about \(count + 64) open files; the limit is \(files) (ulimit -Hn)"
+        }
+        return nil
     }
 
     /// Opens N connections, echoes once on each, holds them, reads the server. Returns the population
@@ -180,10 +202,11 @@ final class SweepRunner {
 }
 
 extension SweepStep {
-    /// This step marked failed (or interrupted) with `reason`; figures already measured are kept.
-    func failing(_ reason: String, stopped: Bool) -> SweepStep {
+    /// This step marked failed (or interrupted) in `phase` with `reason`; figures already measured are kept.
+    func failing(_ reason: String, in phase: Phase, stopped: Bool) -> SweepStep {
         var step = self
         step.status = stopped ? .interrupted : .failed
+        step.failedIn = step.failedIn ?? phase
         step.reason = step.reason.map { "\($0); \(reason)" } ?? reason
         return step
     }
