@@ -151,7 +151,7 @@ final class ClientLoop: @unchecked Sendable {
 
     // MARK: The loop
 
-    private enum Phase { case connecting, ready, loading, draining, done }
+    private enum Phase { case connecting, ready, loading, draining, holding, done }
 
     /// Runs the loop on the calling thread until the run is over, then closes every connection.
     func run() {
@@ -211,12 +211,16 @@ final class ClientLoop: @unchecked Sendable {
                     continue
                 }
             case .draining:
-                if inFlight == 0 || open == 0 { phase = .done; continue }
-                if now >= drainDeadline {
-                    reportUndrained()
-                    phase = .done
+                if open == 0 { phase = .done; continue }
+                if inFlight == 0 || now >= drainDeadline {
+                    if inFlight > 0 { reportUndrained() }
+                    publish()
+                    status.drained.store(true, ordering: .releasing)
+                    phase = .holding
                     continue
                 }
+            case .holding:
+                if open == 0 { phase = .done; continue }
             case .done:
                 continue
             }

@@ -116,10 +116,12 @@ struct LoadRun: Sendable {
             serverEnd = Self.read(probe, note: &serverNote, when: "at the end of the measured phase")
         }
 
-        // Drain: the loops end by themselves within the drain timeout; the deadline is a safety net.
+        // Drain: the loops drain within the drain timeout (the deadline is a safety net), then hold their
+        // connections until now, after the server was read: closing earlier would race that read, and a
+        // thread-per-connection server's threads would exit, taking their context switches with them.
         watch.phase = "draining"
         watch.wait(until: monotonicNanoseconds() + drainTimeout.nanoseconds + 2_000_000_000, ignoringStop: true) {
-            group.allFinished
+            group.allDrained
         }
         let outcomes = group.closeAndJoin()
         watch.finish()

@@ -102,5 +102,8 @@ final class LoopStatus: Sendable {
     let errors = Atomic<Int>(0)
     /// p99 latency of the last second, ns (only with `liveLatency`).
     let liveP99 = Atomic<UInt64>(0)
+    /// The load is over and nothing is in flight; the connections stay open until `closeNow`, so a
+    /// server read at the end still has every connection (and every thread-per-connection) alive.
+    let drained = Atomic<Bool>(false)
     let finished = Atomic<Bool>(false)
 }

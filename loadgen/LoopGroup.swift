@@ -80,6 +80,12 @@ final class LoopGroup {
     var errors: Int { loops.reduce(0) { $0 + $1.status.errors.load(ordering: .relaxed) } }
     var liveP99: UInt64 { loops.reduce(0) { max($0, $1.status.liveP99.load(ordering: .relaxed)) } }
     var allFinished: Bool { loops.allSatisfy { $0.status.finished.load(ordering: .acquiring) } }
+    /// Every loop has drained (and holds its connections until told to close), or ended.
+    var allDrained: Bool {
+        loops.allSatisfy {
+            $0.status.drained.load(ordering: .acquiring) || $0.status.finished.load(ordering: .acquiring)
+        }
+    }
     /// Every loop has resolved all its connection attempts (or ended).
     var connectPhaseDone: Bool {
         loops.allSatisfy {

@@ -31,6 +31,8 @@ final class TestEchoServer: @unchecked Sendable {
         var peers: [IPv4Address] = []
         var bytesEchoed = 0
         var statsServed = 0
+        /// Connections open at each stats request.
+        var openAtStats: [Int] = []
     }
 
     let address: IPv4Address
@@ -116,7 +118,10 @@ final class TestEchoServer: @unchecked Sendable {
                     let snapshot = ServerSnapshot.ofSelf(variant: "test", counters: ServerCounters(), startedAt: .now)
                     _ = writeAll(fd, Array((snapshot.jsonLine() + "\n").utf8))
                     close(fd)
-                    recorded.withLock { $0.statsServed += 1 }
+                    recorded.withLock {
+                        $0.statsServed += 1
+                        $0.openAtStats.append(clients.count)
+                    }
                 }
             }
             var closing: Set<Int32> = []
