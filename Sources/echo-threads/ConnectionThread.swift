@@ -12,6 +12,9 @@ import EchoProtocol
 /// not (glibc keeps freed chunks in the middle of its heap resident). Swift cannot put a buffer
 /// whose size is known only at run time on the stack: `withUnsafeTemporaryAllocation` falls back
 /// to the heap above 1 KiB on Linux.
+///
+/// The price is one more memory mapping per connection (three with the thread's stack and its
+/// guard page), so vm.max_map_count (65,530) caps connections near 21,800; the fd cap is lower here.
 struct ConnectionBlock {
     static let headerSize = 16
     /// Bytes mapped per connection: header plus buffer, rounded up to whole pages.
