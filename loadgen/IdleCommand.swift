@@ -9,16 +9,17 @@ extension Loadgen {
                 Reads the server (RSS, VmSize, threads, fds) before the first connection, opens -c connections \
                 (at --connect-rate), echoes one message on each, holds them for --hold, reads the server again \
                 and reports (RSS after - RSS before) / connections. --hold 30s leaves time to look at the server.
-                Example: loadgen idle --target 127.0.0.1:7007 -c 10000 --connect-rate 5000 --hold 30s
+                Example:
+                  loadgen idle --target 127.0.0.1:7007 -c 10000 --connect-rate 5000 --hold 30s
                 """)
 
         @OptionGroup(title: "Connections") var connection: ConnectionOptions
 
-        @Option(help: ArgumentHelp("Bytes of the one message echoed on each connection.", valueName: "bytes"),
+        @Option(help: ArgumentHelp("Bytes of the one message echoed on each connection (default 16).", valueName: "bytes"),
                 transform: ByteCount.parse)
         var size: Int = 16
 
-        @Option(help: ArgumentHelp("How long to hold the connections open before reading the server.", valueName: "duration"),
+        @Option(help: ArgumentHelp("How long to hold the connections open before reading the server (default 1s).", valueName: "duration"),
                 transform: TextValues.duration)
         var hold: Duration = .seconds(1)
 

@@ -8,7 +8,7 @@ struct ConnectionOptions: ParsableArguments {
 
     @Option(
         name: [.customShort("c"), .long],
-        help: ArgumentHelp("Connections to open (each needs one open file; see --source-addresses beyond ~28k).", valueName: "n"),
+        help: ArgumentHelp("Connections to open (default 50; each needs one open file; see --source-addresses beyond ~28k).", valueName: "n"),
         transform: { try TextValues.positiveCount($0, name: "--connections") })
     var connections: Int = 50
 
@@ -18,7 +18,7 @@ struct ConnectionOptions: ParsableArguments {
     var connectRate: Double?
 
     @Option(
-        help: ArgumentHelp("How long one connection attempt may take (500ms, 5s, ...).", valueName: "duration"),
+        help: ArgumentHelp("How long connecting, and then the first echo, may each take per connection (default 5s).", valueName: "duration"),
         transform: TextValues.duration)
     var connectTimeout: Duration = .seconds(5)
 
@@ -30,7 +30,7 @@ struct ConnectionOptions: ParsableArguments {
     var sourceAddresses: [IPv4Address]?
 
     @Option(
-        help: ArgumentHelp("Client event loops, one thread each; connections are dealt to them in turn.", valueName: "n"),
+        help: ArgumentHelp("Client event loops, one thread each (default 1); connections are dealt to them in turn.", valueName: "n"),
         transform: { try TextValues.positiveCount($0, name: "--threads") })
     var threads: Int = 1
 

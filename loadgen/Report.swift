@@ -20,7 +20,7 @@ final class LiveLine: Sendable {
         var line = "\(Report.decimal(live.elapsedSeconds, 0)) s  \(live.phase)  \(Report.grouped(live.open))/\(Report.grouped(live.requested)) "
         line += live.phase == "connecting" ? "connected" : "open"
         if live.phase != "connecting" && live.phase != "echoing" && live.phase != "holding" {
-            line += "  \(Report.grouped(Int(live.messagesPerSecond))) msgs/s  p99 \(Report.decimal(live.p99Microseconds, 0)) µs"
+            line += "  \(Report.grouped(Int(live.messagesPerSecond))) msgs/s  p99 \(live.p99Microseconds > 0 ? Report.decimal(live.p99Microseconds, 0) + " µs" : "-")"
         }
         line += "  errors \(live.errors)"
         writeAll(STDERR_FILENO, Array(("\r\u{1B}[K" + line).utf8))

@@ -12,18 +12,19 @@ extension Loadgen {
                 Closed loop by default: every connection keeps --depth messages in flight. With --rate the load \
                 is an open loop at that many messages per second in total, and latency counts from each \
                 message's scheduled send time (coordinated omission corrected, as wrk2 does).
-                Example: loadgen run --target 127.0.0.1:7007 -c 1000 --size 64 --duration 10s --cpus 1
+                Every echoed byte is checked; any error makes the exit status 1. Example:
+                  loadgen run --target 127.0.0.1:7007 -c 1000 --size 64 --duration 10s --cpus 1
                 """)
 
         @OptionGroup(title: "Connections") var connection: ConnectionOptions
 
         @Option(
-            help: ArgumentHelp("Bytes per message (64, 1K, 16KiB).", valueName: "bytes"),
+            help: ArgumentHelp("Bytes per message: 64, 1K, 16KiB (default 64).", valueName: "bytes"),
             transform: ByteCount.parse)
         var size: Int = 64
 
         @Option(
-            help: ArgumentHelp("Messages in flight per connection (closed loop). With --rate: the most one connection may hold unanswered (default 64).", valueName: "n"),
+            help: ArgumentHelp("Messages in flight per connection (closed loop; default 1). With --rate: the most one connection may hold unanswered (default 64).", valueName: "n"),
             transform: { try TextValues.positiveCount($0, name: "--depth") })
         var depth: Int?
 
@@ -32,11 +33,11 @@ extension Loadgen {
             transform: { try TextValues.positiveRate($0, name: "--rate") })
         var rate: Double?
 
-        @Option(help: ArgumentHelp("Length of the measured phase (500ms, 10s, 2m).", valueName: "duration"),
+        @Option(help: ArgumentHelp("Length of the measured phase: 500ms, 10s, 2m (default 10s).", valueName: "duration"),
                 transform: TextValues.duration)
         var duration: Duration = .seconds(10)
 
-        @Option(help: ArgumentHelp("Load before measuring starts, not counted.", valueName: "duration"),
+        @Option(help: ArgumentHelp("Load before measuring starts, not counted (default 1s).", valueName: "duration"),
                 transform: TextValues.duration)
         var warmup: Duration = .seconds(1)
 

@@ -45,6 +45,13 @@ struct ServerProbe: Sendable, Equatable {
                 throw StartupError("stats endpoint \(statsAddress): \(error)")
             }
         }
+        // A process that has exited but not been reaped (a zombie) still has a /proc entry, all zeros.
+        if let pid, let stat = readText("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") {
+            let state = stat[stat.index(after: close)...].drop(while: { $0 == " " }).first
+            if state == "Z" || state == "X" {
+                throw StartupError("the server process \(pid) has exited")
+            }
+        }
         // A foreign server is named by its command name (/proc/PID/comm), e.g. `c-epoll-echo`.
         let name = pid.flatMap { readText("/proc/\($0)/comm") }?.split(separator: "\n").first.map(String.init)
         guard let pid, let snapshot = ServerSnapshot.ofProcess(pid: pid, variant: name ?? "foreign") else {
