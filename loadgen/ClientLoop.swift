@@ -201,11 +201,8 @@ final class ClientLoop: @unchecked Sendable {
             case .loading:
                 if open == 0 { phase = .done; continue }
                 if interval > 0 { issueDueMessages(now: now) }
-                // An open loop that fell behind still sends what was scheduled before stopAt (late, and
-                // its latency says so), for at most the drain time; what is left then goes unsent.
-                let backlog = interval > 0 && !openList.isEmpty && dueTime(of: issued) < stopAt
-                if now >= stopAt && (!backlog || now >= stopAt + plan.drainTimeoutNanoseconds) {
-                    if backlog { countUnsent() }
+                if now >= stopAt {
+                    if interval > 0 { countUnsent() }
                     phase = .draining
                     drainDeadline = now + plan.drainTimeoutNanoseconds
                     continue
@@ -253,7 +250,7 @@ final class ClientLoop: @unchecked Sendable {
         if pendingConnects > 0 || pendingGreetings > 0 { wakeAt = min(wakeAt, nextExpiryCheck) }
         switch phase {
         case .loading:
-            wakeAt = min(wakeAt, max(stopAt, now + 1_000_000))
+            wakeAt = min(wakeAt, stopAt)
             if plan.liveLatency { wakeAt = min(wakeAt, nextLiveTick) }
             if interval > 0 && !scheduleStalled { wakeAt = min(wakeAt, dueTime(of: issued)) }
         case .draining:
@@ -462,13 +459,11 @@ final class ClientLoop: @unchecked Sendable {
         }
     }
 
-    /// Messages scheduled before stopAt that were never sent.
+    /// Open loop: messages scheduled before stopAt that were never sent (the load fell behind).
     private func countUnsent() {
-        var message = issued
-        while dueTime(of: message) < stopAt {
-            message += 1
-        }
-        outcome.unsentMessages = message - issued
+        guard !openList.isEmpty, dueTime(of: issued) < stopAt else { return }
+        let scheduled = Int((Double(stopAt - startedAt) / interval).rounded(.up))
+        outcome.unsentMessages = max(0, scheduled - issued)
     }
 
     @inline(__always)
@@ -561,7 +556,8 @@ final class ClientLoop: @unchecked Sendable {
             inFlight &-= 1
             completed &+= 1
             let latency = min(now &- sentAt, Self.highestLatency)
-            if sentAt >= measureAt && sentAt < stopAt {
+            // Measured: the messages that come back during the measured phase (as wrk2 and refload count).
+            if now >= measureAt && now < stopAt {
                 measured.record(latency)
                 connection.pointee.measuredMessages &+= 1
             }
@@ -677,7 +673,7 @@ struct LoopOutcome {
     var bytesReceived = 0
     /// Measured messages of each connection that was established.
     var messagesPerConnection: [Int] = []
-    /// Open loop: messages scheduled in the sending phase but never sent (connections full till the end).
+    /// Open loop: messages scheduled before the end but never sent (the load fell behind its schedule).
     var unsentMessages = 0
     var latency = Histogram<UInt64>(highestTrackableValue: ClientLoop.highestLatency, numberOfSignificantValueDigits: .three)
     var errors = ErrorCounts()

@@ -76,7 +76,7 @@ enum Report {
         lines.append(row("errors", result.errors.summary))
         if let first = result.errors.firstError { lines.append(row("first error", first)) }
         if result.unsentMessages > 0 {
-            lines.append(row("behind", "\(grouped(result.unsentMessages)) scheduled messages never sent: the server fell behind the rate"))
+            lines.append(row("behind", "\(grouped(result.unsentMessages)) scheduled messages never sent: the load fell behind the rate (see the CPU figures for who was slow)"))
         }
         if let reason = result.stopReason { lines.append(row("stopped", "\(reason): partial results")) }
         return lines.joined(separator: "\n")

@@ -171,7 +171,7 @@ struct LoadResult: Codable, Sendable, Equatable {
     var connections: ConnectionFigures
     /// Length of the measured phase (shorter than asked when the run ended early).
     var measuredSeconds: Double
-    /// Messages sent in the measured phase that came back whole and verified.
+    /// Messages that came back whole and verified during the measured phase.
     var messages: Int
     var messagesPerSecond: Double
     /// Payload bytes per second, one way.
@@ -185,8 +185,8 @@ struct LoadResult: Codable, Sendable, Equatable {
     var client: ClientFigures
     /// The whole run, warm-up and drain included: what the byte counts of a server must match.
     var totals: Totals
-    /// Open loop: messages scheduled before the end that were never sent, because the connections stayed
-    /// full (the server fell behind) until the drain time ran out. 0 for a closed loop.
+    /// Open loop: messages scheduled before the end that were never sent, because the load fell behind its
+    /// schedule (connections full, or the client too slow). 0 for a closed loop.
     var unsentMessages: Int
     /// False when the run ended before its time (all connections lost, or interrupted); `stopReason` says why.
     var complete: Bool
