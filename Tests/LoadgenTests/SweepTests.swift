@@ -164,6 +164,12 @@ struct SweepTests {
         #expect(results.csv().split(separator: "\n")[1].hasPrefix("a,100,failed,stop,a did not exit,"))
     }
 
+    @Test func manyIdleConnectionsComeFromSeveralLoopbackAddresses() {
+        #expect(IdlePopulation.sourceAddresses(for: 100).map(\.host) == ["127.0.0.1"])
+        #expect(IdlePopulation.sourceAddresses(for: 5000).map(\.host) == ["127.0.0.1"])
+        #expect(IdlePopulation.sourceAddresses(for: 19000).map(\.host) == ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"])
+    }
+
     @Test func csvQuotesFieldsThatNeedIt() {
         #expect(SweepResults.csvField("plain") == "plain")
         #expect(SweepResults.csvField("a, b") == "\"a, b\"")

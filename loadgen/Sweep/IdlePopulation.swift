@@ -13,6 +13,12 @@ import EchoProtocol
 final class IdlePopulation {
     static let batchSize = 256
     static let message = Array("idle-hello\n".utf8)
+    /// Connections per source address. All connections go to one server port, so from one address each
+    /// needs its own local port, and Linux's connect() slows down sharply once about half the port range
+    /// is taken (it tries even ports first and rescans them for every new connection). Beyond this many,
+    /// connections come from 127.0.0.2, 127.0.0.3, … (the whole 127/8 is loopback), each with a port range
+    /// of its own.
+    static let connectionsPerSourceAddress = 5000
 
     private(set) var descriptors: [Int32] = []
     /// Connections that got no echo: the server closed or reset them (e.g. it could not create a
@@ -34,7 +40,9 @@ final class IdlePopulation {
         shouldStop: () -> Bool = { false }
     ) {
         descriptors.reserveCapacity(count)
+        let sources = Self.sourceAddresses(for: count)
         var remaining = count
+        var attempted = 0
         while remaining > 0 && !shouldStop() {
             let batch = min(remaining, Self.batchSize)
             remaining -= batch
@@ -43,7 +51,9 @@ final class IdlePopulation {
             var sent: [Int32] = []
             var connectsFailed = false
             for _ in 0..<batch {
-                guard let fd = connectAndSend(target, deadline: connectDeadline) else {
+                let source = sources.count > 1 ? sources[attempted % sources.count] : nil
+                attempted += 1
+                guard let fd = connectAndSend(target, from: source, deadline: connectDeadline) else {
                     connectsFailed = true
                     break
                 }
@@ -69,6 +79,12 @@ final class IdlePopulation {
 
     deinit { closeAll() }
 
+    /// 127.0.0.1, then 127.0.0.2, … : one per `connectionsPerSourceAddress` connections.
+    static func sourceAddresses(for count: Int) -> [IPv4Address] {
+        let needed = max(1, (count + connectionsPerSourceAddress - 1) / connectionsPerSourceAddress)
+        return (1...min(needed, 254)).map { IPv4Address("127.0.0.\($0)")! }
+    }
+
     /// Closes `count` of the held connections (the loaded phase replaces them by active ones, so the
     /// server keeps N connections in all).
     func release(_ count: Int) {
@@ -90,11 +106,20 @@ final class IdlePopulation {
     }
 
     /// A connected socket on which the message has been sent, or nil (counted) if that failed by `deadline`.
-    private func connectAndSend(_ target: IPv4Address, deadline: UInt64) -> Int32? {
+    private func connectAndSend(_ target: IPv4Address, from source: IPv4Address?, deadline: UInt64) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else {
             fail(connect: "socket: \(errnoDescription(errno))")
             return nil
+        }
+        if let source {
+            // IP_BIND_ADDRESS_NO_PORT: choose the port at connect(), where only the 4-tuple must be unique.
+            Listener.setOption(fd, Int32(IPPROTO_IP), 24, 1)
+            guard source.withSockaddr({ bind(fd, $0, $1) }) == 0 else {
+                fail(connect: "bind to \(source.host): \(errnoDescription(errno))")
+                close(fd)
+                return nil
+            }
         }
         // A server that stops accepting or reading must not hang the sweep: on Linux SO_SNDTIMEO bounds
         // both a blocking connect (which then fails with EINPROGRESS) and a write.

@@ -66,7 +66,7 @@ struct CPUSet: Codable, Sendable, Equatable, CustomStringConvertible {
         return parts.joined(separator: ",")
     }
 
-    /// The CPUs this process may run on (its affinity mask), which is what can be split between
+    /// The CPUs the calling thread may run on (its affinity mask), which is what can be split between
     /// server and client; falls back to the online count.
     static func available() -> CPUSet {
         var mask = [UInt64](repeating: 0, count: 16)  // 1024 CPUs, the size of glibc's cpu_set_t

@@ -173,6 +173,8 @@ final class RunningServer {
         switch (status, server.launch) {
         case (.exited(0), _): return nil
         case (.signalled(SIGTERM), .foreign): return nil
+        case (.killed, _):
+            return "\(server.name) \(status.description)" + (child.output.stderrTail.map { ": \($0)" } ?? "")
         default:
             return "\(server.name) \(status.description) after SIGTERM" + (child.output.stderrTail.map { ": \($0)" } ?? "")
         }
