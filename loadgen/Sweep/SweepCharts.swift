@@ -23,7 +23,7 @@ enum SweepCharts {
             y: .init(label: "RSS per connection", unit: "KiB"), value: { $0.completedIdle?.rssPerConnectionKiB }),
         Definition(
             file: "throughput.svg", title: "Throughput: N connections open, the active ones sending",
-            y: .init(label: "messages per second", unit: "msgs/s"), value: { $0.completedLoaded?.messagesPerSecond }),
+            y: .init(label: "throughput", unit: "msgs/s"), value: { $0.completedLoaded?.messagesPerSecond }),
         Definition(
             file: "context-switches.svg", title: "Server context switches per message",
             y: .init(label: "context switches per message"),
