@@ -28,7 +28,7 @@ test: deps
 # A sweep of the three servers that fits in about 3 minutes on 2 cores; charts land in $(RESULTS)/.
 demo: release
 	ulimit -n $$(ulimit -Hn) 2>/dev/null; .build/release/loadgen sweep \
-	  --servers threads,libev,tasks --connections 100,1000,5000,10000 \
+	  --servers threads,libev,tasks --connections 100,1000,5000,10000,19000 \
 	  --duration 5s --warmup 1s --out $(RESULTS)
 	@echo "charts: $(RESULTS)/index.html (and $(RESULTS)/*.svg, results.csv, results.json)"
 
