@@ -71,7 +71,6 @@ struct LoadRun: Sendable {
         let established = group.open
         if established == 0 || watch.stopped || !group.connectPhaseDone {
             let outcomes = group.closeAndJoin()
-            watch.finish()
             var errors = ErrorCounts()
             outcomes.forEach { errors.add($0.errors) }
             if watch.stopped { throw StartupError("interrupted while connecting") }
@@ -124,7 +123,6 @@ struct LoadRun: Sendable {
             group.allDrained
         }
         let outcomes = group.closeAndJoin()
-        watch.finish()
 
         // Merge the loops' results.
         var errors = ErrorCounts()
@@ -237,6 +235,4 @@ final class Watch {
         lastCompleted = completed
         lastTick = now
     }
-
-    func finish() {}
 }
