@@ -136,7 +136,7 @@ struct IdleServerFigures: Codable, Sendable, Equatable {
     }
 }
 
-/// Everything `loadgen idle` measured; documented with LoadResult in loadgen/README-json.md.
+/// Everything `loadgen idle` measured; documented with LoadResult in README.md ("loadgen JSON").
 struct IdleResult: Codable, Sendable, Equatable {
     var schemaVersion = LoadResult.currentSchemaVersion
     var mode = "idle"

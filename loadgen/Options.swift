@@ -77,7 +77,7 @@ struct ConnectionOptions: ParsableArguments {
 
 /// How to report: shared by `run` and `idle`.
 struct OutputOptions: ParsableArguments {
-    @Flag(help: "Print one JSON object on stdout instead of the table (schema: loadgen/README-json.md).")
+    @Flag(help: "Print one JSON object on stdout instead of the table (schema: README.md, section loadgen JSON).")
     var json = false
 
     @Option(help: ArgumentHelp("Append one CSV row per run to this file (a header first when the file is new).", valueName: "file"))

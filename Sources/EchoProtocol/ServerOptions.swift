@@ -14,7 +14,7 @@ public struct ServerOptions: ParsableArguments, Sendable {
 
     @Option(
         help: ArgumentHelp(
-            "Most unsent bytes one connection may hold (e.g. 16K, 1M); while it holds any, it is not read.",
+            "Most unsent bytes one connection may hold (e.g. 16K, 1M; default 16K); while it holds any, it is not read.",
             valueName: "bytes"),
         transform: ByteCount.parse)
     public var bufferSize: Int = 16 * 1024
