@@ -29,19 +29,19 @@ final class EventLoop: @unchecked Sendable {
     /// idle connection owns no buffer at all. `--buffer-size` bytes.
     let readBuffer: UnsafeMutableRawBufferPointer
 
-    /// The listener's watcher, the timer that resumes it after a pause, and the stop wake-up.
-    /// Allocated apart because libev keeps pointers to them (a class's stored property has no
-    /// stable address).
-    let acceptWatcher = UnsafeMutablePointer<ev_io>.allocate(capacity: 1)
-    let acceptRetryTimer = UnsafeMutablePointer<ev_timer>.allocate(capacity: 1)
-    let stopWatcher = UnsafeMutablePointer<ev_async>.allocate(capacity: 1)
+    /// The watchers libev keeps pointers to (the listener's, the timer that resumes it after a
+    /// pause, the stop wake-up, the end-of-iteration check) and the byte tally, in one block of
+    /// whole cache lines (see `LoopBlock`).
+    let acceptWatcher: UnsafeMutablePointer<ev_io>
+    let acceptRetryTimer: UnsafeMutablePointer<ev_timer>
+    let stopWatcher: UnsafeMutablePointer<ev_async>
+    let tallyWatcher: UnsafeMutablePointer<ev_check>
 
     /// Bytes echoed since the end of the last loop iteration. Plain integers the hot path bumps
     /// without atomics; `flushTally` adds them to the shared atomic `counters` once per iteration
-    /// (an ev_check watcher), so the stats endpoint lags by one iteration at most. Behind a
+    /// (the ev_check watcher), so the stats endpoint lags by one iteration at most. Behind a
     /// pointer, because a class's stored `var` costs a dynamic exclusivity check per access.
-    let tally = UnsafeMutablePointer<ByteTally>.allocate(capacity: 1)
-    let tallyWatcher = UnsafeMutablePointer<ev_check>.allocate(capacity: 1)
+    let tally: UnsafeMutablePointer<ByteTally>
 
     /// A descriptor held in reserve for running out of them (see `refuseQueuedConnections`); -1
     /// while it is given up.
@@ -70,9 +70,14 @@ final class EventLoop: @unchecked Sendable {
         self.listener = listener
         self.counters = runtime.counters
         self.maxConnections = runtime.options.maxConnections
-        self.readBuffer = .allocate(byteCount: runtime.options.bufferSize, alignment: 16)
+        self.readBuffer = .allocate(byteCount: runtime.options.bufferSize, alignment: LoopBlock.cacheLine)
+        let block = LoopBlock.allocate()
+        self.acceptWatcher = block.pointer(to: \.acceptWatcher)!
+        self.acceptRetryTimer = block.pointer(to: \.acceptRetryTimer)!
+        self.stopWatcher = block.pointer(to: \.stopWatcher)!
+        self.tallyWatcher = block.pointer(to: \.tallyWatcher)!
+        self.tally = block.pointer(to: \.tally)!
         self.spareFD = Self.openSpare()
-        tally.initialize(to: ByteTally())
 
         // Every callback finds this object through the loop's user pointer. The array of loops in
         // `EchoLibev.run` keeps it alive for as long as the loop runs.
@@ -155,6 +160,28 @@ private func stopRequested(_ loop: OpaquePointer?, _ watcher: UnsafeMutablePoint
 /// libev calls this at the end of every loop iteration.
 private func iterationEnded(_ loop: OpaquePointer?, _ watcher: UnsafeMutablePointer<ev_check>?, _ revents: Int32) {
     EventLoop.with(loop) { $0.flushTally() }
+}
+
+/// What libev and the hot path write on every iteration of one loop, allocated together on whole
+/// cache lines: with `--loops 2` and separate small allocations, two loops' watchers would share
+/// lines and two cores would bounce them back and forth (false sharing).
+struct LoopBlock {
+    static let cacheLine = 64
+
+    var acceptWatcher = ev_io()
+    var acceptRetryTimer = ev_timer()
+    var stopWatcher = ev_async()
+    var tallyWatcher = ev_check()
+    var tally = ByteTally()
+
+    /// A zeroed block, never freed: it lives as long as its loop, which lives until the process exits.
+    static func allocate() -> UnsafeMutablePointer<LoopBlock> {
+        let size = (MemoryLayout<LoopBlock>.size + cacheLine - 1) / cacheLine * cacheLine
+        let block = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: cacheLine)
+            .bindMemory(to: LoopBlock.self, capacity: 1)
+        block.initialize(to: LoopBlock())
+        return block
+    }
 }
 
 /// Bytes one loop has echoed and not yet published to `ServerCounters`.
