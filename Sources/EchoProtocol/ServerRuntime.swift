@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Synchronization
 
 /// What every echo server does around its echo loop, in the order DESIGN.md gives:
 /// prepare the process, serve stats, announce readiness, stop on a signal, print final stats.
@@ -20,6 +21,15 @@ public final class ServerRuntime: Sendable {
     public let counters: ServerCounters
     public let startedAt: ContinuousClock.Instant
     public let statsAddress: IPv4Address
+    private let stop = Mutex(StopState.waiting)
+
+    /// The signal thread starts with the runtime, before the readiness line, so the server's thread
+    /// count is steady from then on; a signal that comes before `onStop` is kept until it is called.
+    private enum StopState {
+        case waiting
+        case handler(@Sendable () -> Void)
+        case signalled
+    }
 
     /// Prepares the process (see `Lifecycle.prepare`) and starts the stats endpoint.
     /// On failure prints one line, `echo-VARIANT: reason`, and exits 1.
@@ -32,8 +42,10 @@ public final class ServerRuntime: Sendable {
                 ServerSnapshot.ofSelf(variant: variant, counters: counters, startedAt: startedAt)
             }
         }
-        return ServerRuntime(variant: variant, options: options, statsAddress: address, counters: counters,
-                             startedAt: startedAt)
+        let runtime = ServerRuntime(
+            variant: variant, options: options, statsAddress: address, counters: counters, startedAt: startedAt)
+        Lifecycle.onStopSignal { runtime.stopSignalled() }
+        return runtime
     }
 
     private init(variant: String, options: ServerOptions, statsAddress: IPv4Address, counters: ServerCounters,
@@ -61,9 +73,24 @@ public final class ServerRuntime: Sendable {
         extra.forEach(Lifecycle.printLine)
     }
 
-    /// Calls `handler` once, on a dedicated thread, when SIGINT or SIGTERM arrives.
+    /// Calls `handler` once, on the signal thread, when SIGINT or SIGTERM arrives
+    /// (at once, on this thread, if one already has).
     public func onStop(_ handler: @escaping @Sendable () -> Void) {
-        Lifecycle.onStopSignal(handler)
+        let alreadySignalled = stop.withLock { state -> Bool in
+            if case .signalled = state { return true }
+            state = .handler(handler)
+            return false
+        }
+        if alreadySignalled { handler() }
+    }
+
+    private func stopSignalled() {
+        let handler = stop.withLock { state -> (@Sendable () -> Void)? in
+            defer { state = .signalled }
+            if case .handler(let handler) = state { return handler }
+            return nil
+        }
+        handler?()
     }
 
     /// Prints the final stats line: `final-stats {json}`.
