@@ -31,21 +31,9 @@ extension Loadgen {
         }
 
         func run() throws {
-            Lifecycle.prepare()
-            let stop = StopRequest()
-            Lifecycle.onStopSignal { stop.request() }
-            let settings = connection.settings
-            if !settings.cpus.isEmpty { pinCurrentThread(to: settings.cpus) }
-            let idle = IdleRun(connection: settings, messageSize: size, hold: hold)
-            let live = LiveLine(enabled: !output.noProgress)
-            let result: IdleResult
-            do {
-                result = try idle.run(progress: live.callback, stop: stop)
-            } catch {
-                live.clear()
-                Lifecycle.fail(tool: "loadgen", message: error.oneLine)
+            let result = measure(connection, output) { settings, progress, stop throws(StartupError) in
+                try IdleRun(connection: settings, messageSize: size, hold: hold).run(progress: progress, stop: stop)
             }
-            live.clear()
             try Report.emit(result, json: output.json, csv: output.csv)
             if !result.succeeded { throw ExitCode(1) }
         }

@@ -57,29 +57,12 @@ extension Loadgen {
         }
 
         func run() throws {
-            Lifecycle.prepare()
-            let stop = StopRequest()
-            Lifecycle.onStopSignal { stop.request() }
-            let settings = connection.settings
-            if !settings.cpus.isEmpty { pinCurrentThread(to: settings.cpus) }
-            let load = LoadRun(connection: settings, messageSize: size, depth: depth, rate: rate, duration: duration,
-                               warmup: warmup)
-            let live = LiveLine(enabled: !output.noProgress)
-            let result: LoadResult
-            do {
-                result = try load.run(progress: live.callback, stop: stop)
-            } catch {
-                live.clear()
-                Lifecycle.fail(tool: "loadgen", message: error.oneLine)
+            let result = measure(connection, output) { settings, progress, stop throws(StartupError) in
+                try LoadRun(connection: settings, messageSize: size, depth: depth, rate: rate, duration: duration,
+                            warmup: warmup).run(progress: progress, stop: stop)
             }
-            live.clear()
             try Report.emit(result, json: output.json, csv: output.csv)
             if !result.succeeded { throw ExitCode(1) }
         }
     }
-}
-
-extension StartupError {
-    /// The first line of the message: every loadgen failure is one line.
-    var oneLine: String { String(message.split(separator: "\n").first ?? "") }
 }
