@@ -25,6 +25,9 @@ func c_eventfd(_ initial: UInt32, _ flags: Int32) -> Int32
 @_silgen_name("sched_setaffinity")
 func c_sched_setaffinity(_ pid: Int32, _ size: Int, _ mask: UnsafeRawPointer) -> Int32
 
+@_silgen_name("sched_getaffinity")
+func c_sched_getaffinity(_ pid: Int32, _ size: Int, _ mask: UnsafeMutableRawPointer) -> Int32
+
 /// The constants of <sys/epoll.h> and <sys/eventfd.h> (the same on every Linux architecture Swift runs on).
 enum Epoll {
     static let input: UInt32 = 0x001  // EPOLLIN
@@ -77,13 +80,28 @@ func sleep(untilNanoseconds deadline: UInt64) {
 /// Pins the calling thread to the given CPUs; false if the kernel refused (e.g. a CPU that does not exist).
 @discardableResult
 func pinCurrentThread(to cpus: [Int]) -> Bool {
+    setAffinity(thread: 0, to: cpus)
+}
+
+/// Sets the CPUs thread `tid` (0: the calling thread) may run on; false if the kernel refused.
+func setAffinity(thread tid: Int32, to cpus: [Int]) -> Bool {
     var set = cpu_set_t()
     return withUnsafeMutableBytes(of: &set) { bytes in
         let words = bytes.bindMemory(to: UInt.self)
         for cpu in cpus where cpu >= 0 && cpu < words.count * UInt.bitWidth {
             words[cpu / UInt.bitWidth] |= 1 << UInt(cpu % UInt.bitWidth)
         }
-        return c_sched_setaffinity(0, bytes.count, bytes.baseAddress!) == 0
+        return c_sched_setaffinity(tid, bytes.count, bytes.baseAddress!) == 0
+    }
+}
+
+/// The CPUs the calling thread may run on (its affinity mask); nil if the kernel would not say.
+func currentAffinity() -> [Int]? {
+    var set = cpu_set_t()
+    return withUnsafeMutableBytes(of: &set) { bytes in
+        guard c_sched_getaffinity(0, bytes.count, bytes.baseAddress!) == 0 else { return nil }
+        let words = bytes.bindMemory(to: UInt.self)
+        return (0..<words.count * UInt.bitWidth).filter { words[$0 / UInt.bitWidth] & (1 << UInt($0 % UInt.bitWidth)) != 0 }
     }
 }
 

@@ -69,12 +69,7 @@ struct CPUSet: Codable, Sendable, Equatable, CustomStringConvertible {
     /// The CPUs the calling thread may run on (its affinity mask), which is what can be split between
     /// server and client; falls back to the online count.
     static func available() -> CPUSet {
-        var mask = [UInt64](repeating: 0, count: 16)  // 1024 CPUs, the size of glibc's cpu_set_t
-        let result = mask.withUnsafeMutableBytes { sweep_sched_getaffinity(0, $0.count, $0.baseAddress!) }
-        if result == 0 {
-            let cpus = (0..<1024).filter { mask[$0 / 64] & (1 << UInt64($0 % 64)) != 0 }
-            if !cpus.isEmpty { return CPUSet(cpus) }
-        }
+        if let cpus = currentAffinity(), !cpus.isEmpty { return CPUSet(cpus) }
         return CPUSet(Array(0..<max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
     }
 
@@ -90,9 +85,7 @@ struct CPUSet: Codable, Sendable, Equatable, CustomStringConvertible {
 
     /// Sets the affinity of one thread (a TID; 0 is the calling thread).
     func pin(thread tid: Int32) -> Bool {
-        var mask = [UInt64](repeating: 0, count: 16)
-        for cpu in cpus { mask[cpu / 64] |= 1 << UInt64(cpu % 64) }
-        return mask.withUnsafeBytes { sweep_sched_setaffinity(tid, $0.count, $0.baseAddress!) } == 0
+        setAffinity(thread: tid, to: cpus)
     }
 
     /// The CPUs a process is allowed on now, from /proc (`Cpus_allowed_list`), to check a pinning.
@@ -128,11 +121,3 @@ struct SweepPinning: Codable, Sendable, Equatable {
         }
     }
 }
-
-// Glibc's module map hides the GNU scheduler calls behind _GNU_SOURCE; both take an Int32, a size and
-// a pointer, for which Swift's and C's calling conventions agree.
-@_silgen_name("sched_setaffinity")
-private func sweep_sched_setaffinity(_ pid: Int32, _ size: Int, _ mask: UnsafeRawPointer) -> Int32
-
-@_silgen_name("sched_getaffinity")
-private func sweep_sched_getaffinity(_ pid: Int32, _ size: Int, _ mask: UnsafeMutableRawPointer) -> Int32
