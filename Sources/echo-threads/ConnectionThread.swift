@@ -68,15 +68,8 @@ private func echo(_ fd: Int32, buffer: UnsafeMutableRawPointer, capacity: Int, c
         }
         if received == 0 { return }  // EOF
         counters.received(received)
-        var offset = 0
-        while offset < received {
-            let written = write(fd, buffer + offset, received - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                return  // EPIPE, reset: the peer is gone
-            }
-            offset += written
-        }
+        // Partial writes and EINTR are retried; false means EPIPE or a reset: the peer is gone.
+        guard writeAll(fd, UnsafeRawBufferPointer(start: buffer, count: received)) else { return }
         counters.sent(received)
     }
 }
