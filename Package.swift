@@ -22,6 +22,9 @@ let package = Package(
             name: "CLibev",
             linkerSettings: [.linkedLibrary("ev")]  // Debian's libev-dev ships no .pc file
         ),
+        // The netpoller: epoll loops that are Swift task executors (Go's runtime/netpoll, for tasks);
+        // also the package's one epoll binding.
+        .target(name: "NetPoller"),
         .target(
             name: "EchoProtocol",
             dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -37,7 +40,7 @@ let package = Package(
         .executableTarget(
             name: "echo-tasks",
             dependencies: [
-                "EchoProtocol",
+                "EchoProtocol", "NetPoller",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -65,6 +68,7 @@ let package = Package(
         .testTarget(name: "EchoProtocolTests", dependencies: ["EchoProtocol"]),
         .testTarget(name: "LoadgenTests", dependencies: ["loadgen", "EchoProtocol"]),
         .testTarget(name: "HandoffTests", dependencies: ["handoff"]),
+        .testTarget(name: "NetPollerTests", dependencies: ["NetPoller"]),
         .testTarget(
             name: "ConformanceTests",
             dependencies: ["EchoProtocol", "echo-threads", "echo-libev", "echo-tasks", "broken-echo"]

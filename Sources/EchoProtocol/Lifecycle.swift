@@ -55,6 +55,11 @@ public enum Lifecycle {
         writeAll(STDOUT_FILENO, Array((line + "\n").utf8))
     }
 
+    /// Prints one line on stderr, for conditions the operator should see but that do not stop the server.
+    public static func warn(_ line: String) {
+        writeAll(STDERR_FILENO, Array((line + "\n").utf8))
+    }
+
     /// Prints `TOOL: MESSAGE` on stderr and exits 1.
     public static func fail(tool: String, message: String) -> Never {
         writeAll(STDERR_FILENO, Array("\(tool): \(message)\n".utf8))

@@ -2,60 +2,125 @@ import ArgumentParser
 import EchoProtocol
 import NIOCore
 import NIOPosix
+import NetPoller
 
 /// `echo-tasks`: an RFC 862 echo server with one Swift task per connection.
 ///
-/// The connection code reads like the blocking thread version; SwiftNIO parks the task instead of a
-/// thread while it waits. The start-up order matters, so `run()` spells it out.
+/// The connection code reads like the blocking thread version; the task, not a thread, is parked
+/// while it waits. The start-up order matters, so `run()` spells it out for each `--io`.
 ///
 /// A plain `ParsableCommand`, not an `AsyncParsableCommand`, on purpose: an async `main` hands the
 /// main thread to libdispatch, which leaves it in `sigsuspend` with every signal unblocked, so SIGTERM
-/// would kill the process instead of reaching `Lifecycle`'s `sigwait`; and ArgumentParser's async
-/// parsing would run jobs on Swift's global pool before NIO's executor could be installed.
+/// would kill the process instead of reaching `Lifecycle`'s `sigwait`; and the main thread has a
+/// better use: with `--io poller` it is loop 0.
 @main
 struct EchoTasks: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "echo-tasks",
-        abstract: "Echo server: one structured-concurrency task per connection over SwiftNIO.",
+        abstract: "Echo server: one structured-concurrency task per connection.",
         discussion: """
             Prints `listening HOST:PORT stats=HOST:PORT pid=PID variant=tasks` once it listens, \
             serves a JSON snapshot on the stats port, and stops on SIGINT/SIGTERM.
-            With --executor eventloop (the default) NIO's event loops also run the tasks, so a \
-            read wakes its task on the same thread; with --executor global the tasks run on Swift's \
-            cooperative pool and every message hops between the two.
+            With --io poller (the default) the tasks run on --loops netpoller loops, each an epoll \
+            loop that is also the tasks' executor: a task that finds its socket empty (EAGAIN) parks, \
+            and the loop resumes it when epoll says the socket is ready, as Go's netpoller does for \
+            goroutines. Each loop has its own SO_REUSEPORT listener and accept task.
+            With --io nio the same tasks use SwiftNIO's NIOAsyncChannel; --executor eventloop (the \
+            default) runs them on NIO's event loops, --executor global on Swift's cooperative pool, \
+            where every message hops between the two.
             """)
 
     @OptionGroup var server: ServerOptions
 
-    @Option(help: "Who runs the tasks: 'eventloop' (NIO's event loops) or 'global' (Swift's cooperative pool).")
-    var executor: ExecutorMode = .eventloop
+    @Option(help: "How the tasks wait for the network: 'poller' (our netpoller) or 'nio' (SwiftNIO's NIOAsyncChannel).")
+    var io: IOMode = .poller
 
-    @Option(help: "Number of NIO event loops (threads). Default: the number of cores.")
-    var threads: Int = System.coreCount
+    @Option(help: "Netpoller loops (threads), --io poller only. Default: the CPUs this process may run on (taskset).")
+    var loops: Int?
+
+    @Option(help: "Who runs the tasks, --io nio only: 'eventloop' (NIO's event loops, the default) or 'global' (Swift's cooperative pool).")
+    var executor: ExecutorMode?
+
+    @Option(help: "NIO event loops (threads), --io nio only. Default: the number of cores.")
+    var threads: Int?
+
+    /// Go's reads: after every short read, read again to see EAGAIN before parking. By default a read
+    /// shorter than the buffer counts as "drained" (Tokio's rule), one syscall less per message.
+    @Flag(help: .hidden)
+    var readUntilEagain = false
 
     func validate() throws {
-        guard (1...1024).contains(threads) else {
-            throw ValidationError("--threads must be 1...1024, got \(threads)")
+        switch io {
+        case .poller:
+            if executor != nil { throw ValidationError("--executor applies to --io nio only") }
+            if threads != nil { throw ValidationError("--threads applies to --io nio only (use --loops)") }
+            if let loops, !(1...1024).contains(loops) {
+                throw ValidationError("--loops must be 1...1024, got \(loops)")
+            }
+        case .nio:
+            if loops != nil { throw ValidationError("--loops applies to --io poller only (use --threads)") }
+            if readUntilEagain { throw ValidationError("--read-until-eagain applies to --io poller only") }
+            if let threads, !(1...1024).contains(threads) {
+                throw ValidationError("--threads must be 1...1024, got \(threads)")
+            }
         }
     }
 
     func run() throws {
+        switch io {
+        case .poller: runOnNetpoller()
+        case .nio: try runOnNIO()
+        }
+    }
+
+    private func runOnNetpoller() {
         // 1. Signals blocked and the stats thread started on the main thread, before any other
         //    thread exists, so every later thread inherits the blocked SIGINT/SIGTERM.
         let runtime = ServerRuntime.start(variant: "tasks", options: server)
-        // 2. NIO's group sized and, for `eventloop`, made the global executor: before the group's
-        //    first use and before the first task.
-        executor.install(threads: threads)
-        // 3. The signal thread cannot cancel a task itself: on SIGINT/SIGTERM it finishes this
-        //    stream, and the server's task group, which waits on it, cancels the server task.
+        // 2. The listeners and the loops, before any task: a bind error is one line and exit 1.
+        let count = loops ?? PollLoopGroup.defaultCount
+        let listeners = runtime.orExit {
+            try Listener.open(
+                host: server.host, port: server.port, backlog: server.backlog, count: count, nonBlocking: true)
+        }
+        let group = runtime.orExit {
+            try PollLoopGroup(count: count, scratchBytes: server.bufferSize, shortReadDrains: !readUntilEagain)
+        }
+        let tallies = group.loops.map { _ in LocalTally.allocate() }
+        for (loop, tally) in zip(group.loops, tallies) {
+            let counters = runtime.counters
+            loop.iterationEnded = { tally.publish(to: counters) }
+        }
+        // 3. The one root task, on loop 0: the server and, below it, every connection. When it
+        //    returns, every connection is closed, and the loops stop.
+        let echoServer = PollerEchoServer(runtime: runtime, group: group, listeners: listeners, tallies: tallies)
+        let root = Task(executorPreference: group.loops[0]) {
+            await echoServer.serve()
+            group.stop()
+        }
+        // 4. SIGINT/SIGTERM cancel it, from the signal thread; cancellation reaches each parked task
+        //    through the tree, and its loop resumes it.
+        runtime.onStop { root.cancel() }
+        runtime.announce(listening: listeners[0])
+        // 5. The main thread becomes loop 0 until the loops stop.
+        group.run()
+        runtime.finish()
+    }
+
+    private func runOnNIO() throws {
+        let runtime = ServerRuntime.start(variant: "tasks", options: server)
+        // NIO's group sized and, for `eventloop`, made the global executor: before the group's
+        // first use and before the first task.
+        let executor = self.executor ?? .eventloop
+        executor.install(threads: threads ?? System.coreCount)
+        // The signal thread cannot cancel a task itself: on SIGINT/SIGTERM it finishes this stream,
+        // and the server's task group, which waits on it, cancels the server task.
         let (stopRequested, requestStop) = AsyncStream<Never>.makeStream()
         runtime.onStop { requestStop.finish() }
-        // 4. Swift concurrency starts here, with the one root task: the server and, below it, every
-        //    connection. The main thread only waits for it.
+        // Swift concurrency starts here, with the one root task; the main thread only waits for it.
         let group = MultiThreadedEventLoopGroup.singleton
-        let executor = self.executor
         try group.any().makeFutureWithTask {
-            await EchoServer(runtime: runtime, group: group, executor: executor).runUntilStopped(stopRequested)
+            await NIOEchoServer(runtime: runtime, group: group, executor: executor).runUntilStopped(stopRequested)
         }.wait()
         runtime.finish()
     }

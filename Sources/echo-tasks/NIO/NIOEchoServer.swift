@@ -9,7 +9,7 @@ import Glibc
 /// The server: one task that accepts connections and runs each in a child task of a discarding
 /// task group, so a finished connection's task is freed at once and cancelling the server task
 /// reaches every connection through the structure.
-struct EchoServer: Sendable {
+struct NIOEchoServer: Sendable {
     let runtime: ServerRuntime
     let group: MultiThreadedEventLoopGroup
     let executor: ExecutorMode
@@ -32,8 +32,8 @@ struct EchoServer: Sendable {
     }
 
     /// Opens the listening channel; on failure prints `echo-tasks: cannot bind HOST:PORT: reason`, exits 1.
-    private func bind() async -> NIOAsyncChannel<EchoConnection?, Never> {
-        let limits = EchoConnection.Limits(bufferSize: options.bufferSize)
+    private func bind() async -> NIOAsyncChannel<NIOEchoConnection?, Never> {
+        let limits = NIOEchoConnection.Limits(bufferSize: options.bufferSize)
         let counters = runtime.counters
         let maxConnections = options.maxConnections
         do {
@@ -48,7 +48,7 @@ struct EchoServer: Sendable {
                 .childChannelOption(.maxMessagesPerRead, value: 1)
                 .bind(host: options.host, port: options.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try EchoConnection.admit(channel, counters: counters, limit: maxConnections)
+                        try NIOEchoConnection.admit(channel, counters: counters, limit: maxConnections)
                     }
                 }
         } catch let error as IOError {
@@ -61,7 +61,7 @@ struct EchoServer: Sendable {
     }
 
     /// The server task: accept, spawn a child task per connection, until cancelled.
-    private func serve(_ listener: NIOAsyncChannel<EchoConnection?, Never>) async {
+    private func serve(_ listener: NIOAsyncChannel<NIOEchoConnection?, Never>) async {
         let loopExecutors = EventLoopTaskExecutor.Table(group)
         do {
             try await withThrowingDiscardingTaskGroup { connections in

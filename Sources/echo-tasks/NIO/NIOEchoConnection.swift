@@ -2,7 +2,7 @@ import EchoProtocol
 import NIOCore
 
 /// One accepted connection and the code its task runs.
-struct EchoConnection: Sendable {
+struct NIOEchoConnection: Sendable {
     let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
     let counters: ServerCounters
 
@@ -29,7 +29,7 @@ struct EchoConnection: Sendable {
 
     /// Wraps a freshly accepted channel, on its event loop. Returns nil, having closed the channel,
     /// when `--max-connections` are already open.
-    static func admit(_ channel: Channel, counters: ServerCounters, limit: Int) throws -> EchoConnection? {
+    static func admit(_ channel: Channel, counters: ServerCounters, limit: Int) throws -> NIOEchoConnection? {
         guard counters.admit(limit: limit) else {
             channel.close(promise: nil)
             return nil
@@ -43,7 +43,7 @@ struct EchoConnection: Sendable {
                     backPressureStrategy: .init(lowWatermark: 1, highWatermark: 1),
                     // On the client's EOF the writer's end half-closes our side (see `echo()`).
                     isOutboundHalfClosureEnabled: true))
-            return EchoConnection(channel: wrapped, counters: counters)
+            return NIOEchoConnection(channel: wrapped, counters: counters)
         } catch {
             counters.closed()
             throw error

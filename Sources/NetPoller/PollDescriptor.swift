@@ -1,0 +1,140 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a loop knows of one registered descriptor: Go's `pollDesc` (runtime/netpoll.go), spelled out.
+///
+/// - One epoll registration for the descriptor's whole life, edge-triggered for input and output at
+///   once (`EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET`), so nothing is ever re-armed or modified.
+/// - Two readiness bits. Edge-triggered epoll reports a *change*, so the bits remember it: `readable`
+///   is true from an input event (or registration) until a syscall says EAGAIN; likewise `writable`.
+/// - At most one waiting reader and one waiting writer, each an `UnsafeContinuation` of a parked task.
+/// - `token`, the generation tag and the fd, which epoll hands back with each event: an event meant
+///   for a descriptor that has since been closed, its number reused, no longer matches (Go's `fdseq`).
+///
+/// Threading: everything here is touched only on the owning loop's thread, which is what makes the
+/// plain `var`s safe and the class `@unchecked Sendable`: connection tasks run on their loop (task
+/// executor preference), and a waiter is resumed only by that loop, after the event or the
+/// cancellation request has reached it. The one call from elsewhere is the cancellation handler,
+/// and all it does is post a request to the loop (`PollLoop.requestCancellation`).
+public final class PollDescriptor: @unchecked Sendable {
+    public let fd: Int32
+    public let loop: PollLoop
+    let token: UInt64
+
+    /// True from an input event (or registration, so the first read is tried at once) until the
+    /// descriptor says EAGAIN, or a short read shows it drained.
+    public var readable = true
+    /// True from an output event (or registration) until a write says EAGAIN.
+    public var writable = true
+
+    private var reader: UnsafeContinuation<Void, any Error>?
+    private var writer: UnsafeContinuation<Void, any Error>?
+    private(set) var isRegistered = true
+
+    enum Direction { case read, write }
+
+    init(fd: Int32, token: UInt64, loop: PollLoop) {
+        self.fd = fd
+        self.token = token
+        self.loop = loop
+    }
+
+    /// Parks the calling task until an input event comes; returns at once if one came since
+    /// `readable` was cleared. Throws `CancellationError` if the task is cancelled while parked.
+    /// Call on the loop's thread, after the descriptor said EAGAIN.
+    @inline(__always)
+    public func waitUntilReadable() async throws {
+        if !readable { try await park(.read) }
+    }
+
+    /// As `waitUntilReadable`, for output.
+    @inline(__always)
+    public func waitUntilWritable() async throws {
+        if !writable { try await park(.write) }
+    }
+
+    /// The one suspension point of the netpoller. Nothing can come between the caller's "not
+    /// ready" and the continuation being stored: both run in one job on the loop's thread, and the
+    /// loop delivers events only between jobs. So no wake-up is lost there.
+    ///
+    /// Not inlined, and no large locals: while a connection idles, this frame and the two below it
+    /// (the cancellation handler's and the continuation's) are what its task holds suspended.
+    @inline(never)
+    private func park(_ direction: Direction) async throws {
+        try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+                switch direction {
+                case .read:
+                    precondition(reader == nil, "two tasks wait to read fd \(fd)")
+                    reader = continuation
+                case .write:
+                    precondition(writer == nil, "two tasks wait to write fd \(fd)")
+                    writer = continuation
+                }
+            }
+        } onCancel: {
+            // Any thread, possibly before the continuation is stored (a task already cancelled calls
+            // this at once): the loop resumes the waiter later, on its own thread, if one still waits.
+            loop.requestCancellation(of: self, direction)
+        }
+    }
+
+    /// An event from epoll, on the loop's thread: sets the readiness it reports and resumes the
+    /// waiters it concerns. An error or hang-up wakes both, so each sees it from its next syscall.
+    func deliver(_ flags: UInt32) {
+        if flags & (Epoll.input | Epoll.readHangUp | Epoll.hangUp | Epoll.error) != 0 {
+            readable = true
+            resume(.read, with: nil)
+        }
+        if flags & (Epoll.output | Epoll.hangUp | Epoll.error) != 0 {
+            writable = true
+            resume(.write, with: nil)
+        }
+    }
+
+    /// Resumes the waiter in `direction`, if there is one, exactly once: the slot is emptied first.
+    func resume(_ direction: Direction, with error: (any Error)?) {
+        let waiter: UnsafeContinuation<Void, any Error>?
+        switch direction {
+        case .read:
+            waiter = reader
+            reader = nil
+        case .write:
+            waiter = writer
+            writer = nil
+        }
+        guard let waiter else { return }
+        if let error { waiter.resume(throwing: error) } else { waiter.resume() }
+    }
+
+    /// Whether a task is parked in `direction` (for tests of the races).
+    func isWaiting(_ direction: Direction) -> Bool {
+        direction == .read ? reader != nil : writer != nil
+    }
+
+    /// Forgets the registration and closes the descriptor (which also removes it from epoll).
+    /// A task still parked on it (there should be none: its owner is the one closing) is resumed
+    /// with an error rather than left hanging.
+    public func close() {
+        guard isRegistered else { return }
+        isRegistered = false
+        loop.forget(self)
+        Glibc.close(fd)
+        resume(.read, with: SocketError(code: EBADF, operation: "read"))
+        resume(.write, with: SocketError(code: EBADF, operation: "write"))
+    }
+}
+
+/// A socket call failed: `operation` and errno, e.g. "read: Connection reset by peer".
+public struct SocketError: Error, CustomStringConvertible, Sendable {
+    public let code: Int32
+    public let operation: String
+
+    public init(code: Int32, operation: String) {
+        self.code = code
+        self.operation = operation
+    }
+
+    public var description: String { "\(operation): \(String(cString: strerror(code)))" }
+}

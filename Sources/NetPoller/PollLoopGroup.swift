@@ -1,0 +1,90 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// N netpoller loops, one thread each: Go's GOMAXPROCS Ps, each with its own poller.
+///
+/// `run()` turns the calling thread into loop 0 and starts the others on threads of their own, so a
+/// server's main thread is one of its loops rather than a thread that only waits.
+public final class PollLoopGroup: Sendable {
+    public let loops: [PollLoop]
+
+    public init(count: Int, scratchBytes: Int, shortReadDrains: Bool = true) throws(SocketError) {
+        precondition(count >= 1, "a group needs a loop")
+        var loops: [PollLoop] = []
+        for index in 0..<count {
+            loops.append(try PollLoop(index: index, scratchBytes: scratchBytes, shortReadDrains: shortReadDrains))
+        }
+        self.loops = loops
+    }
+
+    /// How many loops to run by default: the CPUs this process may run on (its affinity mask), as Go
+    /// sizes GOMAXPROCS, so `taskset -c 0` means one loop.
+    public static var defaultCount: Int {
+        var set = cpu_set_t()
+        let count = withUnsafeMutableBytes(of: &set) { bytes -> Int in
+            guard c_sched_getaffinity(0, bytes.count, bytes.baseAddress!) == 0 else { return 0 }
+            return bytes.reduce(0) { $0 + $1.nonzeroBitCount }
+        }
+        return max(count, 1)
+    }
+
+    /// Runs loop 0 on the calling thread and every other loop on a new thread; returns when all have
+    /// stopped (`stop()`).
+    public func run() {
+        let threads = loops.dropFirst().map { loop in PollThread(name: "poller-\(loop.index)") { loop.run() } }
+        loops[0].run()
+        threads.forEach { $0.join() }
+    }
+
+    /// Runs every loop on a thread of its own (for tests and tools whose calling thread has other work).
+    public func start() -> [PollThread] {
+        loops.map { loop in PollThread(name: "poller-\(loop.index)") { loop.run() } }
+    }
+
+    /// Asks every loop to stop once it has no ready job. Any thread.
+    public func stop() {
+        loops.forEach { $0.requestStop() }
+    }
+}
+
+/// A joinable POSIX thread running one closure (Foundation's `Thread` cannot be joined).
+public struct PollThread: Sendable {
+    private let thread: pthread_t
+
+    /// Starts `body` on a new thread named `name` (visible in `top -H` and /proc/PID/task/*/comm).
+    public init(name: String, _ body: @escaping @Sendable () -> Void) {
+        let context = Unmanaged.passRetained(Body(name: name, run: body)).toOpaque()
+        var thread = pthread_t()
+        let result = pthread_create(&thread, nil, { context in
+            let body = Unmanaged<Body>.fromOpaque(context!).takeRetainedValue()
+            // Linux limits thread names to 15 bytes and refuses longer ones, so cut them.
+            _ = c_pthread_setname_np(pthread_self(), String(body.name.utf8.prefix(15))!)
+            body.run()
+            return nil
+        }, context)
+        precondition(result == 0, "cannot start thread \(name): \(String(cString: strerror(result)))")
+        self.thread = thread
+    }
+
+    /// Waits until the thread's closure has returned.
+    public func join() {
+        pthread_join(thread, nil)
+    }
+
+    private final class Body: Sendable {
+        let name: String
+        let run: @Sendable () -> Void
+
+        init(name: String, run: @escaping @Sendable () -> Void) {
+            self.name = name
+            self.run = run
+        }
+    }
+}
+
+@_silgen_name("pthread_setname_np")
+private func c_pthread_setname_np(_ thread: pthread_t, _ name: UnsafePointer<CChar>) -> Int32
+
+@_silgen_name("sched_getaffinity")
+private func c_sched_getaffinity(_ pid: Int32, _ size: Int, _ mask: UnsafeMutableRawPointer) -> Int32

@@ -1,0 +1,41 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A timer a task on a netpoller loop can sleep on: a timerfd, registered like any other descriptor,
+/// so the sleep parks and is cancelled exactly as a read does. Open it while descriptors are to be
+/// had (a server sleeps on it when it has run out of them).
+public struct PollTimer: Sendable {
+    private let descriptor: PollDescriptor
+
+    /// Opens and registers the timer on `loop`; call on the loop's thread.
+    public init(on loop: PollLoop) throws(SocketError) {
+        let fd = c_timerfd_create(CLOCK_MONOTONIC, Epoll.closeOnExec | Epoll.nonBlocking)
+        guard fd >= 0 else { throw SocketError(code: errno, operation: "timerfd_create") }
+        do {
+            descriptor = try loop.register(fd)
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+    }
+
+    /// Parks the task for `nanoseconds` (at least 1). Throws `CancellationError` if cancelled meanwhile.
+    public func sleep(nanoseconds: Int) async throws {
+        let delay = max(nanoseconds, 1)
+        var setting = itimerspec()
+        setting.it_value = timespec(tv_sec: delay / 1_000_000_000, tv_nsec: delay % 1_000_000_000)
+        guard c_timerfd_settime(descriptor.fd, 0, &setting, nil) == 0 else {
+            throw SocketError(code: errno, operation: "timerfd_settime")
+        }
+        var expirations: UInt64 = 0
+        while Glibc.read(descriptor.fd, &expirations, 8) != 8 {
+            descriptor.readable = false
+            try await descriptor.waitUntilReadable()
+        }
+    }
+
+    public func close() {
+        descriptor.close()
+    }
+}

@@ -1,0 +1,43 @@
+import EchoProtocol
+import NetPoller
+
+/// echo-tasks over the netpoller (`--io poller`): the task tree, top to bottom.
+///
+/// ```
+/// server task (on loop 0)                      withThrowingDiscardingTaskGroup
+/// ├── accept task, loop 0                      its own discarding group of connections
+/// │   ├── connection task (loop 0)             read → write → read … parks only on EAGAIN
+/// │   └── …
+/// └── accept task, loop 1 …
+/// ```
+///
+/// Each loop has its own SO_REUSEPORT listener, so the kernel spreads connections among the loops
+/// and a connection's task runs on the loop that accepted it, beside its socket's events. Cancelling
+/// the server task (SIGTERM) reaches every parked task through the tree; each is resumed once, by
+/// its loop, with `CancellationError`, closes its socket and ends.
+struct PollerEchoServer: Sendable {
+    let runtime: ServerRuntime
+    let group: PollLoopGroup
+    /// One listening socket per loop, in the loops' order.
+    let listeners: [Int32]
+    /// One tally per loop, published at the end of each of its iterations.
+    let tallies: [LocalTally]
+
+    /// The server task's body: returns when cancelled, with every connection closed.
+    func serve() async {
+        do {
+            try await withThrowingDiscardingTaskGroup { server in
+                for (index, loop) in group.loops.enumerated() {
+                    let acceptor = Acceptor(
+                        loop: loop, listener: listeners[index], tally: tallies[index], counters: runtime.counters,
+                        maxConnections: runtime.options.maxConnections)
+                    server.addTask(executorPreference: loop) { try await acceptor.run() }
+                }
+            }
+        } catch is CancellationError {
+            // Stopping: every accept task and connection has ended.
+        } catch {
+            Lifecycle.fail(tool: "echo-tasks", message: "accepting connections failed: \(error)")
+        }
+    }
+}
