@@ -7,8 +7,10 @@ let allServers: [ServerSpec] = [
     ServerSpec("echo-threads"),
     ServerSpec("echo-libev", ["--loops", "1"]),
     ServerSpec("echo-libev", ["--loops", "2"]),
-    ServerSpec("echo-tasks", ["--executor", "eventloop"]),
-    ServerSpec("echo-tasks", ["--executor", "global"]),
+    ServerSpec("echo-tasks", ["--io", "poller", "--loops", "1"]),
+    ServerSpec("echo-tasks", ["--io", "poller", "--loops", "2"]),
+    ServerSpec("echo-tasks", ["--io", "nio", "--executor", "eventloop"]),
+    ServerSpec("echo-tasks", ["--io", "nio", "--executor", "global"]),
 ]
 
 /// Serialized: several checks watch a server's memory and timing, which parallel load would blur.

@@ -12,16 +12,52 @@ import Glibc
 /// Behaviour particular to echo-tasks (issue 5), beyond the conformance suite.
 @Suite(.serialized)
 struct TasksTests {
-    static let executors = ["eventloop", "global"]
+    /// Every way echo-tasks can run: the netpoller with one and two loops, and NIO's two executors.
+    static let modes = ["poller-1", "poller-2", "nio-eventloop", "nio-global"]
 
-    private func spec(_ executor: String, threads: Int = 2) -> ServerSpec {
-        ServerSpec("echo-tasks", ["--executor", executor, "--threads", "\(threads)"])
+    private func spec(_ mode: String) -> ServerSpec {
+        switch mode {
+        case "poller-1": ServerSpec("echo-tasks", ["--io", "poller", "--loops", "1"])
+        case "poller-2": ServerSpec("echo-tasks", ["--io", "poller", "--loops", "2"])
+        case "nio-global": spec(nio: "global", threads: 2)
+        default: spec(nio: "eventloop", threads: 2)
+        }
+    }
+
+    private func spec(nio executor: String, threads: Int) -> ServerSpec {
+        ServerSpec("echo-tasks", ["--io", "nio", "--executor", executor, "--threads", "\(threads)"])
+    }
+
+    /// With `--io poller` the loops run the tasks: the process has its loops (loop 0 is the main
+    /// thread) plus the stats and signal threads, and no Swift cooperative pool.
+    @Test(arguments: [1, 3])
+    func pollerRunsTasksOnItsLoopsAlone(loops: Int) throws {
+        try withServer(ServerSpec("echo-tasks", ["--loops", "\(loops)"])) { server in
+            try echoOnTwentyConnections(server)
+            #expect(try server.snapshot().threads == loops + 2)
+        }
+    }
+
+    /// The default loop count follows the CPUs the process may use, as GOMAXPROCS does.
+    @Test func pollerLoopsDefaultToTheAffinityMask() throws {
+        // The shell pins itself to CPU 0, then execs the server, which inherits the mask.
+        let server = try ServerProcess.started(ServerSpec("echo-tasks"), shellPrefix: "taskset -p -c 0 $$ >/dev/null")
+        defer { server.stop() }
+        try echoOnTwentyConnections(server)
+        #expect(try server.snapshot().threads == 1 + 2)
+    }
+
+    /// Out of descriptors, the accept task neither spins nor stops the loop serving what it has.
+    @Test(arguments: [1, 2])
+    func outOfDescriptorsNeitherSpinsNorStopsServing(loops: Int) throws {
+        try Conformance.outOfDescriptorsNeitherSpinsNorStopsServing(
+            ServerSpec("echo-tasks", ["--io", "poller", "--loops", "\(loops)"]))
     }
 
     /// With `--executor eventloop` the tasks run on NIO's loops: the process has the loops plus
     /// main, stats and signal threads, and no Swift cooperative pool.
     @Test func eventloopExecutorRunsTasksOnTheLoopsAlone() throws {
-        try withServer(spec("eventloop", threads: 3)) { server in
+        try withServer(spec(nio: "eventloop", threads: 3)) { server in
             try echoOnTwentyConnections(server)
             #expect(try server.snapshot().threads == 3 + 3)
         }
@@ -29,20 +65,24 @@ struct TasksTests {
 
     /// With `--executor global` the tasks run on Swift's cooperative pool, beside the loops.
     @Test func globalExecutorRunsTasksOnSwiftsPool() throws {
-        try withServer(spec("global", threads: 1)) { server in
+        try withServer(spec(nio: "global", threads: 1)) { server in
             try echoOnTwentyConnections(server)
             #expect(try server.snapshot().threads > 1 + 3)
         }
     }
 
-    @Test(arguments: ["0", "-1", "many"])
-    func unusableThreadCountIsAUsageError(_ threads: String) throws {
-        let server = try ServerProcess(ServerSpec("echo-tasks"), extra: ["--threads", threads])
+    @Test(arguments: [
+        ["--io", "nio", "--threads", "0"], ["--io", "nio", "--threads", "-1"], ["--io", "nio", "--threads", "many"],
+        ["--loops", "0"], ["--loops", "2000"], ["--io", "poller", "--threads", "2"], ["--executor", "global"],
+        ["--io", "nio", "--loops", "2"], ["--io", "uring"],
+    ])
+    func unusableOptionsAreAUsageError(_ options: [String]) throws {
+        let server = try ServerProcess(ServerSpec("echo-tasks"), extra: options)
         defer { server.stop() }
         guard let status = server.waitForExit(timeout: 10) else {
-            throw ConformanceFailure("echo-tasks --threads \(threads) is still running")
+            throw ConformanceFailure("echo-tasks \(options.joined(separator: " ")) is still running")
         }
-        #expect(status == 64, "exit status \(status) for --threads \(threads); want 64 (usage error)")
+        #expect(status == 64, "exit status \(status) for \(options); want 64 (usage error)")
         #expect(server.ready == nil)
     }
 
@@ -50,9 +90,11 @@ struct TasksTests {
     /// keeps reading while the client, not reading, lets 16 MiB pile up in the server's channel; so
     /// when the server reads the FIN it still holds megabytes unsent. They must all arrive before the
     /// server closes (NIO's close drops queued writes; `executeThenClose` alone would lose them).
-    @Test(arguments: executors)
-    func halfCloseWhileWritesAreBackedUpSendsThemAll(_ executor: String) throws {
-        try withServer(spec(executor), extra: ["--buffer-size", "32M"]) { server in
+    /// NIO's modes only: the netpoller, like echo-libev, stops reading while it holds any unsent
+    /// bytes, so it never piles megabytes up (the conformance suite's half-close check covers it).
+    @Test(arguments: ["nio-eventloop", "nio-global"])
+    func halfCloseWhileWritesAreBackedUpSendsThemAll(_ mode: String) throws {
+        try withServer(spec(mode), extra: ["--buffer-size", "32M"]) { server in
             let payload = randomPayload(16 << 20, seed: 17)
             let socket = try TestSocket(connectingTo: server.address)
             let writer = BackgroundWork {
@@ -70,9 +112,9 @@ struct TasksTests {
 
     /// SIGTERM while a connection's task is suspended in a write the client never reads: the
     /// cancellation reaches it through the task tree and the server exits 0 with its final stats.
-    @Test(arguments: executors)
-    func sigtermWhileAWriteIsBlockedExitsZero(_ executor: String) throws {
-        let server = try ServerProcess.started(spec(executor))
+    @Test(arguments: modes)
+    func sigtermWhileAWriteIsBlockedExitsZero(_ mode: String) throws {
+        let server = try ServerProcess.started(spec(mode))
         defer { server.stop() }
         let hog = try TestSocket(connectingTo: server.address)
         hog.setTimeout(1)
@@ -82,7 +124,7 @@ struct TasksTests {
         }
         kill(server.pid, SIGTERM)
         guard let status = server.waitForExit(timeout: 2) else {
-            throw ConformanceFailure("echo-tasks --executor \(executor) still running 2 s after SIGTERM")
+            throw ConformanceFailure("echo-tasks \(mode) still running 2 s after SIGTERM")
         }
         #expect(status == 0)
         _ = server.stdout.waitForEnd(timeout: 2)
@@ -92,9 +134,9 @@ struct TasksTests {
     /// SIGTERM while connections' channels still hold megabytes their clients do not read (a 32 MiB
     /// --buffer-size keeps them writable): one task waits for input, the other has seen its
     /// client's FIN and waits for the unread bytes to drain. Stopping must wait for neither.
-    @Test(arguments: executors)
-    func sigtermWithUnreadPendingWritesExitsZero(_ executor: String) throws {
-        let server = try ServerProcess.started(spec(executor), extra: ["--buffer-size", "32M"])
+    @Test(arguments: modes)
+    func sigtermWithUnreadPendingWritesExitsZero(_ mode: String) throws {
+        let server = try ServerProcess.started(spec(mode), extra: ["--buffer-size", "32M"])
         defer { server.stop() }
         let waitingForInput = try TestSocket(connectingTo: server.address)
         try waitingForInput.send(randomPayload(8 << 20, seed: 29))
@@ -104,7 +146,7 @@ struct TasksTests {
         usleep(300_000)  // the server has read it all and queued what the kernel would not take
         kill(server.pid, SIGTERM)
         guard let status = server.waitForExit(timeout: 2) else {
-            throw ConformanceFailure("echo-tasks --executor \(executor) still running 2 s after SIGTERM")
+            throw ConformanceFailure("echo-tasks \(mode) still running 2 s after SIGTERM")
         }
         #expect(status == 0)
     }

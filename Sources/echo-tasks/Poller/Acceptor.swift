@@ -55,7 +55,16 @@ struct Acceptor: Sendable {
                                 + "refusing new connections until some close (ulimit -n raises the limit)")
                             warnedOutOfDescriptors = true
                         }
-                        if !refuseQueued(listening.fd, spare: &spare) {
+                        // Linux takes the descriptor before it looks at the queue: EMFILE does not
+                        // mean a connection waits. Refusing ends at EAGAIN (drained: wait for the
+                        // next one as usual) or without a slot (rest).
+                        switch refuseQueued(listening.fd, spare: &spare) {
+                        case .drained:
+                            listening.readable = false
+                            try await listening.waitUntilReadable()
+                        case .more:
+                            await Task.yield()
+                        case .noSlot:
                             try await backoff.sleep(nanoseconds: Self.retryDelayNanoseconds)
                         }
                     case ECONNABORTED, EPROTO, ENETDOWN, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP,
@@ -100,13 +109,16 @@ struct Acceptor: Sendable {
         }
     }
 
-    /// Accepts and closes what is queued, with the spare descriptor's slot. False when that slot was
-    /// lost to another thread or the spare cannot be had again: then the caller rests.
-    private func refuseQueued(_ listener: Int32, spare: inout Int32) -> Bool {
-        guard spare >= 0 else { return false }
+    enum Refusal { case drained, more, noSlot }
+
+    /// Accepts and closes what is queued, with the spare descriptor's slot: `drained` once accept
+    /// says EAGAIN, `more` after a batch; `noSlot` when that slot was lost to another thread or the
+    /// spare cannot be had again (then the caller rests).
+    private func refuseQueued(_ listener: Int32, spare: inout Int32) -> Refusal {
+        guard spare >= 0 else { return .noSlot }
         close(spare)
         spare = -1
-        var lostTheSlot = false
+        var outcome = Refusal.more
         for _ in 0..<Self.batch {
             let fd = Listener.accept(listener, nonBlocking: true)
             if fd >= 0 {
@@ -115,11 +127,11 @@ struct Acceptor: Sendable {
                 continue
             }
             if errno == ECONNABORTED { continue }
-            lostTheSlot = errno == EMFILE || errno == ENFILE
+            outcome = errno == EAGAIN ? .drained : .noSlot
             break
         }
         spare = Self.openSpare()
-        return !lostTheSlot && spare >= 0
+        return spare >= 0 ? outcome : .noSlot
     }
 
     /// The reserve descriptor: cheap to hold, and closing it frees exactly one slot.
