@@ -57,7 +57,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "handoff",
-            dependencies: ["EchoProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["EchoProtocol", "NetPoller", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Deliberately broken echo servers: they prove each conformance check can fail.
         .executableTarget(

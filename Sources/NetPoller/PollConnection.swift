@@ -32,7 +32,11 @@ public struct PollConnection: Sendable {
             try await descriptor.waitUntilReadable()
             let count = Glibc.read(descriptor.fd, buffer.baseAddress, buffer.count)
             if count > 0 {
-                if count < buffer.count && descriptor.loop.shortReadDrains { descriptor.readable = false }
+                // Short means drained, unless the peer has closed: then the end of stream may sit
+                // behind these bytes with no event to come for it (Tokio keeps "read closed" too).
+                if count < buffer.count && descriptor.loop.shortReadDrains && !descriptor.peerClosed {
+                    descriptor.readable = false
+                }
                 return count
             }
             if count == 0 { return nil }

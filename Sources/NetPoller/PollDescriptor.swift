@@ -27,6 +27,10 @@ public final class PollDescriptor: @unchecked Sendable {
     public var readable = true
     /// True from an output event (or registration) until a write says EAGAIN.
     public var writable = true
+    /// The peer shut down its side, or the socket failed: final, never cleared. After it, a short
+    /// read is no proof of "drained" (the end of stream may be queued behind the bytes just read, and
+    /// no event will say so again), so reads go on until they see it.
+    public private(set) var peerClosed = false
 
     private var reader: UnsafeContinuation<Void, any Error>?
     private var writer: UnsafeContinuation<Void, any Error>?
@@ -83,6 +87,7 @@ public final class PollDescriptor: @unchecked Sendable {
     /// An event from epoll, on the loop's thread: sets the readiness it reports and resumes the
     /// waiters it concerns. An error or hang-up wakes both, so each sees it from its next syscall.
     func deliver(_ flags: UInt32) {
+        if flags & (Epoll.readHangUp | Epoll.hangUp | Epoll.error) != 0 { peerClosed = true }
         if flags & (Epoll.input | Epoll.readHangUp | Epoll.hangUp | Epoll.error) != 0 {
             readable = true
             resume(.read, with: nil)

@@ -4,6 +4,8 @@ import Foundation
 /// One run of `local`, `pingpong` or `tasks`: the article's lines, or the same as JSON.
 struct HandoffReport: Codable, Equatable {
     var mode: String
+    /// Where the tasks ran (`tasks --executor loop` only; absent for the default executor).
+    var executor: String?
     /// Counter increments on one thread (`local` only).
     var operations: Int?
     /// Passes of the turn from one party to the other (`pingpong`, `tasks`): 2 × roundTrips.
@@ -35,6 +37,7 @@ struct HandoffReport: Codable, Equatable {
     /// The article's format, one fact per line.
     var lines: [String] {
         var lines = ["mode: \(mode)"]
+        if let executor { lines.append("executor: \(executor)") }
         if let operations { lines.append("operations: \(operations)") }
         if let handoffs { lines.append("handoffs: \(handoffs)") }
         lines.append("elapsed: \(fixed(elapsedMilliseconds, 3)) ms")

@@ -1,19 +1,48 @@
 import ArgumentParser
+import NetPoller
 import Synchronization
 
-/// `handoff tasks N`: two Swift tasks on the default (global) executor pass a turn back and
-/// forth. The waiting task parks a continuation; the passing task resumes it, which enqueues the
-/// waiter on the executor — a handoff inside the runtime, with no thread necessarily sleeping.
+/// `handoff tasks N`: two Swift tasks pass a turn back and forth. The waiting task parks a
+/// continuation; the passing task resumes it, which enqueues the waiter on the executor — a handoff
+/// inside the runtime, with no thread necessarily sleeping.
+///
+/// `--executor default` runs both on Swift's global pool, where a resumed task may wake another
+/// worker thread; `--executor loop` runs both on one netpoller loop (echo-tasks' executor), where a
+/// handoff is a job appended to the loop's own queue, as two goroutines on one P hand off in Go.
 struct Tasks: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Two Swift tasks pass a turn (continuations, default executor) N round trips = 2N handoffs."
+        abstract: "Two Swift tasks pass a turn (continuations) N round trips = 2N handoffs."
     )
+
+    enum Executor: String, ExpressibleByArgument, CaseIterable {
+        case `default`, loop
+    }
 
     @OptionGroup var arguments: RoundTripArguments
 
-    func run() async {
-        let report = await Self.measure(roundTrips: arguments.roundTrips)
+    @Option(help: "Where the two tasks run: 'default' (Swift's global pool) or 'loop' (one netpoller loop).")
+    var executor: Executor = .default
+
+    func run() async throws {
+        let report = try await Self.measure(roundTrips: arguments.roundTrips, executor: executor)
         emit(report, lines: report.lines, json: arguments.json)
+    }
+
+    static func measure(roundTrips: Int, executor: Executor) async throws -> HandoffReport {
+        switch executor {
+        case .default:
+            return await measure(roundTrips: roundTrips)
+        case .loop:
+            let loop = try PollLoop(scratchBytes: 1)
+            let thread = PollThread(name: "poller-0") { loop.run() }
+            defer {
+                loop.requestStop()
+                thread.join()
+            }
+            var report = await withTaskExecutorPreference(loop) { await measure(roundTrips: roundTrips) }
+            report.executor = "loop"
+            return report
+        }
     }
 
     /// The measured interval includes creating the two tasks (about a microsecond).

@@ -10,6 +10,7 @@ import Glibc
 /// The JSON `handoff local|pingpong|tasks --json` prints, decoded by its documented keys.
 struct RunJSON: Decodable {
     var mode: String
+    var executor: String?
     var operations: Int?
     var handoffs: Int?
     var roundTrips: Int?
@@ -65,6 +66,18 @@ struct HandoffTests {
         #expect(run.roundTrips == 1000)
         #expect(run.handoffs == 2000)
         expectConsistent(run, count: 2000)
+    }
+
+    /// On one netpoller loop: the same exact counts, and no kernel context switch per handoff
+    /// (both tasks run on the loop's thread; a handoff is a job on its own queue).
+    @Test func tasksOnOneLoopCountExactlyAndDoNotSwitchThreads() throws {
+        let run = try decodeRun(["tasks", "20000", "--executor", "loop", "--json"])
+        #expect(run.mode == "tasks")
+        #expect(run.executor == "loop")
+        #expect(run.roundTrips == 20000)
+        #expect(run.handoffs == 40000)
+        expectConsistent(run, count: 40000)
+        #expect(run.voluntaryContextSwitches < 1000, "\(run.voluntaryContextSwitches) switches for 40000 handoffs")
     }
 
     @Test(arguments: [1, 2, 3, 1000])

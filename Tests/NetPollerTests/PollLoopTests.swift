@@ -35,6 +35,34 @@ import Glibc
         close(pair.far)
     }
 
+    /// Bytes and the peer's FIN that arrive together make one event; the read that takes the bytes
+    /// is short, but must not count as "drained": the end of stream behind them gets no event of its
+    /// own, so the next read must still see it.
+    @Test(arguments: [true, false])
+    func endOfStreamBehindAShortReadIsSeen(shortReadDrains: Bool) throws {
+        let running = try RunningLoop(shortReadDrains: shortReadDrains)
+        defer { running.finish() }
+        let pair = try SocketPair()
+        let descriptor = try running.onLoop { try running.loop.register(pair.near) }
+        let (_, outcome) = running.start { () async throws -> [Int?] in
+            let connection = PollConnection(descriptor)
+            defer { connection.close() }
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1)
+            defer { buffer.deallocate() }
+            return [try await connection.read(into: buffer), try await connection.read(into: buffer)]
+        }
+        try running.waitUntil("the reader to park") { descriptor.isWaiting(.read) }
+        // Both in one job on the loop's thread, so epoll sees them in one wait: one event.
+        let far = pair.far
+        _ = try running.onLoop {
+            let bytes: [UInt8] = [1, 2, 3]
+            _ = write(far, bytes, 3)
+            shutdown(far, Int32(SHUT_WR))
+        }
+        #expect(try outcome.wait(timeout: 5).get() == [3, nil])
+        close(far)
+    }
+
     /// A parked task that is cancelled from another thread is resumed by its loop with
     /// CancellationError, once; a cancellation racing an event for the same wait still resumes
     /// it once (whichever comes first), and the other finds the slot empty.
