@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side echo rates: every server pinned to CPU 0, loadgen pinned to CPU 1,
 # 50 connections, depth 1, SIZE bytes, DURATION, rounds alternate across servers.
-# Usage: docs/bench/rates.sh ROUNDS SIZE DURATION > out.tsv; python3 docs/bench/summarize.py out.tsv
+# Usage: [SERVERS="tasks go libev"] docs/bench/rates.sh ROUNDS SIZE DURATION > out.tsv
+#        python3 docs/bench/summarize.py out.tsv
 # Needs release builds (swift build -c release) and the peers (make peers).
 set -u
 cd "$(dirname "$0")/../.."
@@ -13,11 +14,13 @@ declare -A cmd=(
   [c-threads]="$P/c-threads-echo PORT"
   [threads]="$R/echo-threads --port PORT"
   [go]="$P/go-echo PORT"
-  [tasks-eventloop]="$R/echo-tasks --port PORT --executor eventloop"
-  [tasks-global]="$R/echo-tasks --port PORT --executor global"
+  [tasks]="$R/echo-tasks --port PORT"
+  [tasks-eagain]="$R/echo-tasks --port PORT --read-until-eagain"
+  [tasks-nio]="$R/echo-tasks --port PORT --io nio --executor eventloop"
+  [tasks-global]="$R/echo-tasks --port PORT --io nio --executor global"
   [nio]="$P/NIOEcho PORT"
 )
-order=(c-epoll libev c-threads threads go tasks-eventloop tasks-global nio)
+read -r -a order <<< "${SERVERS:-c-epoll libev c-threads threads go tasks tasks-nio tasks-global nio}"
 port=21000
 printf "round\tserver\tsize\tmsgs_per_s\tserver_cpu_us_per_msg\tserver_cs_per_msg\tclient_cpu_pct\terrors\n"
 for r in $(seq 1 "$rounds"); do
