@@ -14,7 +14,8 @@ import Synchronization
 /// would run on Swift's default pool.
 ///
 /// One iteration, top to bottom (`run`):
-/// 1. run the jobs that are ready (a batch: jobs they enqueue wait for the next iteration);
+/// 1. run the jobs that are ready, batch after batch (jobs they enqueue form the next batch), until
+///    none is left or `batchesPerPoll` batches have run;
 /// 2. call `epoll_wait`, blocking only if no job is ready;
 /// 3. deliver its events to the descriptors, which resume their waiters (enqueueing jobs);
 /// 4. if woken, take what other threads posted: jobs and cancellation requests.
@@ -42,6 +43,11 @@ public final class PollLoop: TaskExecutor, @unchecked Sendable {
     private let wakeFD: Int32
     private let events: UnsafeMutableRawPointer
     private static let maxEvents = 256
+    /// Batches of jobs run between two looks at epoll when jobs keep making jobs (tasks handing
+    /// work to each other): a syscall per handoff would cost more than the handoff, and never
+    /// looking would starve the sockets. Go's scheduler strikes the same balance with its
+    /// every-61st-schedule check of the global queue.
+    private static let batchesPerPoll = 64
     private static let wakeToken: UInt64 = 0
 
     /// The loop thread's id while `run` runs, else 0: how `enqueue` tells "from my own thread".
@@ -128,7 +134,11 @@ public final class PollLoop: TaskExecutor, @unchecked Sendable {
         owner.store(UInt(pthread_self()), ordering: .relaxed)
         defer { owner.store(0, ordering: .relaxed) }
         while true {
-            runReadyJobs()
+            var batches = 0
+            repeat {
+                runReadyJobs()
+                batches += 1
+            } while !ready.isEmpty && batches < Self.batchesPerPoll
             iterationEnded?()
             if ready.isEmpty && stopRequested.load(ordering: .sequentiallyConsistent) { return }
             poll(blocking: ready.isEmpty)

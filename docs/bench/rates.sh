@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side echo rates: every server pinned to CPU 0, loadgen pinned to CPU 1,
 # 50 connections, depth 1, SIZE bytes, DURATION, rounds alternate across servers.
-# Usage: [SERVERS="tasks go libev"] docs/bench/rates.sh ROUNDS SIZE DURATION > out.tsv
+# UNPINNED=1 runs both unpinned (for the two-loop variants: tasks-2, libev-2).
+# Usage: [SERVERS="tasks go libev"] [UNPINNED=1] docs/bench/rates.sh ROUNDS SIZE DURATION > out.tsv
 #        python3 docs/bench/summarize.py out.tsv
 # Needs release builds (swift build -c release) and the peers (make peers).
 set -u
@@ -15,6 +16,8 @@ declare -A cmd=(
   [threads]="$R/echo-threads --port PORT"
   [go]="$P/go-echo PORT"
   [tasks]="$R/echo-tasks --port PORT"
+  [tasks-2]="$R/echo-tasks --port PORT --loops 2"
+  [libev-2]="$R/echo-libev --port PORT --loops 2"
   [tasks-eagain]="$R/echo-tasks --port PORT --read-until-eagain"
   [tasks-nio]="$R/echo-tasks --port PORT --io nio --executor eventloop"
   [tasks-global]="$R/echo-tasks --port PORT --io nio --executor global"
@@ -27,10 +30,11 @@ for r in $(seq 1 "$rounds"); do
   for s in "${order[@]}"; do
     port=$((port+1))
     c=${cmd[$s]//PORT/$port}
-    taskset -c 0 $c >/dev/null 2>&1 &
+    if [ "${UNPINNED:-0}" = 1 ]; then pin=""; cpus=""; else pin="taskset -c 0"; cpus="--cpus 1"; fi
+    $pin $c >/dev/null 2>&1 &
     pid=$!
     for i in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done
-    out=$($R/loadgen run --target 127.0.0.1:$port -c 50 --size "$size" --depth 1 --duration "$dur" --warmup 1s --cpus 1 --server-pid $pid --json --no-progress 2>/dev/null)
+    out=$($R/loadgen run --target 127.0.0.1:$port -c 50 --size "$size" --depth 1 --duration "$dur" --warmup 1s $cpus --server-pid $pid --json --no-progress 2>/dev/null)
     kill -TERM $pid; wait $pid 2>/dev/null
     echo "$out" | python3 -c "
 import json,sys
