@@ -4,7 +4,7 @@ RESULTS ?= results
 # Run apt-get directly as root, through sudo otherwise.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build release test demo peers clean
+.PHONY: all deps build release test demo peers compare clean
 
 all: build
 
@@ -32,9 +32,15 @@ demo: release
 	  --duration 5s --warmup 1s --out $(RESULTS)
 	@echo "charts: $(RESULTS)/index.html (and $(RESULTS)/*.svg, results.csv, results.json)"
 
-# The reference servers and load client of ../shared/peers, for side-by-side benchmarks.
+# The article's reference servers (bench/peers: C threads, C epoll, Go), for side-by-side benchmarks.
+# The Go one only when `go` is installed (apt-get install -y golang-go).
 peers:
-	../shared/peers/build.sh .build-peers
+	bench/peers/build.sh .build-peers
+
+# One pinned sweep of the three servers and every peer that built, into results-compare/ (~6 minutes).
+compare: release peers
+	bench/compare.sh results-compare
+	@echo "charts: results-compare/index.html"
 
 clean:
-	rm -rf .build $(RESULTS)
+	rm -rf .build .build-peers $(RESULTS) results-compare

@@ -35,7 +35,9 @@ let package = Package(
         ),
         .executableTarget(
             name: "echo-libev",
-            dependencies: ["EchoProtocol", "CLibev", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "EchoProtocol", "CLibev", "NetPoller", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
         .executableTarget(
             name: "echo-tasks",
@@ -49,7 +51,7 @@ let package = Package(
         .executableTarget(
             name: "loadgen",
             dependencies: [
-                "EchoProtocol", "CLibev",
+                "EchoProtocol", "NetPoller",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import EchoProtocol
+import NetPoller
 import Histogram
 
 /// One client event loop: one thread, one epoll instance, its share of the connections.
@@ -269,9 +270,7 @@ final class ClientLoop: @unchecked Sendable {
         let ready = c_epoll_pwait2(epollFD, events, Int32(Self.maxEvents), &timeout, nil)
         guard ready > 0 else { return }
         for index in 0..<Int(ready) {
-            let event = events + index * Epoll.eventSize
-            let flags = event.loadUnaligned(as: UInt32.self)
-            let token = event.loadUnaligned(fromByteOffset: Epoll.dataOffset, as: UInt64.self)
+            let (flags, token) = Epoll.event(index, in: events)
             if token == wakeToken {
                 var value: UInt64 = 0
                 _ = read(wakeFD, &value, 8)

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import EchoProtocol
+import NetPoller
 import Synchronization
 
 /// What a loop's connections do once connected.

@@ -2,12 +2,15 @@ import Synchronization
 
 /// The connection counters a server keeps, safe to update from any thread.
 /// Relaxed atomics: each counter is a tally read by the stats endpoint, never a synchronisation point.
+/// The byte counts, bumped on every message, are spread over one cache line per CPU (`PerCPUCount`),
+/// so threads on different cores never write the same line; the connection counts change once a
+/// connection and stay plain.
 public final class ServerCounters: Sendable {
     private let active = Atomic<Int>(0)
     private let accepted = Atomic<Int>(0)
     private let refused = Atomic<Int>(0)
-    private let bytesIn = Atomic<Int>(0)
-    private let bytesOut = Atomic<Int>(0)
+    private let bytesIn = PerCPUCount()
+    private let bytesOut = PerCPUCount()
 
     public init() {}
 
@@ -41,16 +44,15 @@ public final class ServerCounters: Sendable {
     public func closed() { active.wrappingSubtract(1, ordering: .relaxed) }
 
     @inline(__always)
-    public func received(_ count: Int) { bytesIn.wrappingAdd(count, ordering: .relaxed) }
+    public func received(_ count: Int) { bytesIn.add(count) }
 
     @inline(__always)
-    public func sent(_ count: Int) { bytesOut.wrappingAdd(count, ordering: .relaxed) }
+    public func sent(_ count: Int) { bytesOut.add(count) }
 
     public var snapshot: ConnectionCounts {
         ConnectionCounts(
             active: active.load(ordering: .relaxed), accepted: accepted.load(ordering: .relaxed),
-            refused: refused.load(ordering: .relaxed), bytesIn: bytesIn.load(ordering: .relaxed),
-            bytesOut: bytesOut.load(ordering: .relaxed))
+            refused: refused.load(ordering: .relaxed), bytesIn: bytesIn.total, bytesOut: bytesOut.total)
     }
 }
 

@@ -4,7 +4,7 @@ import Glibc
 import Foundation
 import Synchronization
 
-/// What every echo server does around its echo loop, in the order DESIGN.md gives:
+/// What every echo server does around its echo loop, in the order docs/ARCHITECTURE.md gives:
 /// prepare the process, serve stats, announce readiness, stop on a signal, print final stats.
 ///
 /// ```

@@ -29,17 +29,21 @@ public final class PollLoopGroup: Sendable {
         return max(count, 1)
     }
 
-    /// Runs loop 0 on the calling thread and every other loop on a new thread; returns when all have
-    /// stopped (`stop()`).
-    public func run() {
-        let threads = loops.dropFirst().map { loop in PollThread(name: "poller-\(loop.index)") { loop.run() } }
-        loops[0].run()
-        threads.forEach { $0.join() }
+    /// Starts every loop but loop 0 on a thread of its own; then `run()` runs loop 0 on the calling
+    /// thread. Separate, so that a server can fail with one line before anything runs.
+    public func startOtherLoops() throws(PollThread.StartError) -> [PollThread] {
+        var threads: [PollThread] = []
+        for loop in loops.dropFirst() {
+            threads.append(try PollThread(name: "poller-\(loop.index)") { loop.run() })
+        }
+        return threads
     }
 
-    /// Runs every loop on a thread of its own (for tests and tools whose calling thread has other work).
-    public func start() -> [PollThread] {
-        loops.map { loop in PollThread(name: "poller-\(loop.index)") { loop.run() } }
+    /// Runs loop 0 on the calling thread; returns when it has stopped and `others` (from
+    /// `startOtherLoops`) have ended (`stop()`).
+    public func run(joining others: [PollThread]) {
+        loops[0].run()
+        others.forEach { $0.join() }
     }
 
     /// Asks every loop to stop once it has no ready job. Any thread.
@@ -52,8 +56,13 @@ public final class PollLoopGroup: Sendable {
 public struct PollThread: Sendable {
     private let thread: pthread_t
 
+    /// The thread could not be created (pid_max, RLIMIT_NPROC, memory): "cannot start thread NAME: reason".
+    public struct StartError: Error, CustomStringConvertible, Sendable {
+        public let description: String
+    }
+
     /// Starts `body` on a new thread named `name` (visible in `top -H` and /proc/PID/task/*/comm).
-    public init(name: String, _ body: @escaping @Sendable () -> Void) {
+    public init(name: String, _ body: @escaping @Sendable () -> Void) throws(StartError) {
         let context = Unmanaged.passRetained(Body(name: name, run: body)).toOpaque()
         var thread = pthread_t()
         let result = pthread_create(&thread, nil, { context in
@@ -63,7 +72,10 @@ public struct PollThread: Sendable {
             body.run()
             return nil
         }, context)
-        precondition(result == 0, "cannot start thread \(name): \(String(cString: strerror(result)))")
+        guard result == 0 else {
+            Unmanaged<Body>.fromOpaque(context).release()
+            throw StartError(description: "cannot start thread \(name): \(String(cString: strerror(result)))")
+        }
         self.thread = thread
     }
 

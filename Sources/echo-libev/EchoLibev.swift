@@ -1,5 +1,6 @@
 import ArgumentParser
 import EchoProtocol
+import NetPoller  // for PollThread, the package's joinable thread
 
 /// The evented echo server: nonblocking sockets and libev watchers, so an idle connection costs a
 /// watcher and a pointer, never a thread or a buffer.
@@ -48,8 +49,8 @@ struct EchoLibev: ParsableCommand {
         runtime.onStop { eventLoops.forEach { $0.requestStop() } }
         runtime.announce(listening: listeners[0])
 
-        let threads = eventLoops.map { eventLoop in
-            LoopThread.start(name: "libev-\(eventLoop.index)") { eventLoop.run() }
+        let threads = runtime.orExit {
+            try eventLoops.map { eventLoop in try PollThread(name: "libev-\(eventLoop.index)") { eventLoop.run() } }
         }
         threads.forEach { $0.join() }
         runtime.finish()

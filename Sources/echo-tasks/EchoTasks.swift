@@ -101,9 +101,10 @@ struct EchoTasks: ParsableCommand {
         // 4. SIGINT/SIGTERM cancel it, from the signal thread; cancellation reaches each parked task
         //    through the tree, and its loop resumes it.
         runtime.onStop { root.cancel() }
+        let otherLoops = runtime.orExit { try group.startOtherLoops() }
         runtime.announce(listening: listeners[0])
         // 5. The main thread becomes loop 0 until the loops stop.
-        group.run()
+        group.run(joining: otherLoops)
         runtime.finish()
     }
 

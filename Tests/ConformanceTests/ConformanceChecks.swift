@@ -5,7 +5,7 @@ import Foundation
 import Glibc
 #endif
 
-/// The behaviours every echo server must show (DESIGN.md, "EchoProtocol"). Each check throws a
+/// The behaviours every echo server must show (docs/ARCHITECTURE.md, "EchoProtocol"). Each check throws a
 /// `ConformanceFailure` saying what went wrong, so the suite can also prove, against deliberately
 /// broken servers, that each check fails when its behaviour is missing.
 enum Conformance {
@@ -109,8 +109,22 @@ enum Conformance {
                 throw ConformanceFailure("the 11th connection was not closed at once: \(outcome)")
             }
             let counters = try server.snapshot().counters
-            guard let counters, counters.refused == 1, counters.active == 10 else {
-                throw ConformanceFailure("expected refused 1, active 10; stats say \(String(describing: counters))")
+            guard let counters, counters.accepted == 10, counters.refused == 1, counters.active == 10 else {
+                throw ConformanceFailure(
+                    "expected accepted 10, refused 1, active 10; stats say \(String(describing: counters))")
+            }
+            // Once they close, room again: the next one is accepted, and nothing was counted twice.
+            admitted.forEach { $0.closeNow() }
+            try waitFor("active 0 after the admitted connections closed", timeout: 3) {
+                try server.snapshot().counters?.active == 0
+            }
+            let twelfth = try TestSocket(connectingTo: server.address)
+            try twelfth.send([7])
+            _ = try twelfth.receive(exactly: 1)
+            let after = try server.snapshot().counters
+            guard let after, after.accepted == 11, after.refused == 1, after.active == 1 else {
+                throw ConformanceFailure(
+                    "expected accepted 11, refused 1, active 1 after reconnecting; stats say \(String(describing: after))")
             }
         }
     }

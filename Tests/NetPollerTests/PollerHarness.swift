@@ -16,7 +16,7 @@ final class RunningLoop: Sendable {
     init(shortReadDrains: Bool = true) throws {
         loop = try PollLoop(scratchBytes: 16 * 1024, shortReadDrains: shortReadDrains)
         let loop = self.loop
-        thread = PollThread(name: "test-poller") { loop.run() }
+        thread = try PollThread(name: "test-poller") { loop.run() }
     }
 
     func finish() {

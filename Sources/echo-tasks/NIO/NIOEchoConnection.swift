@@ -45,7 +45,9 @@ struct NIOEchoConnection: Sendable {
                     isOutboundHalfClosureEnabled: true))
             return NIOEchoConnection(channel: wrapped, counters: counters)
         } catch {
-            counters.closed()
+            // Admitted, then lost: counted as refused, as the other servers count a connection
+            // they could not take on.
+            counters.refuseAdmitted()
             throw error
         }
     }
@@ -77,7 +79,7 @@ struct NIOEchoConnection: Sendable {
     /// A function of its own, never inlined, on purpose: the closure around the echo loop is the
     /// frame that stays suspended while a connection idles, and everything inlined into it (the
     /// promise, the cancellation handler's closures) is allocated with it for the connection's
-    /// whole life. Inlined there (08ba453), it made that frame 336 bytes (256 without it) and the
+    /// whole life. Inlined there, it made that frame 336 bytes (256 without it) and the
     /// idle await chain took three 1 KiB task-allocator slabs instead of two: +1 KiB per idle connection.
     @inline(never)
     private static func drain(_ channel: any Channel) async throws {

@@ -2,15 +2,15 @@
 # Side-by-side echo rates: every server pinned to CPU 0, loadgen pinned to CPU 1,
 # 50 connections, depth 1, SIZE bytes, DURATION, rounds alternate across servers.
 # UNPINNED=1 runs both unpinned (for the two-loop variants: tasks-2, libev-2).
-# Usage: [SERVERS="tasks go libev"] [UNPINNED=1] docs/bench/rates.sh ROUNDS SIZE DURATION > out.tsv
-#        python3 docs/bench/summarize.py out.tsv
-# Needs release builds (swift build -c release) and the peers (make peers).
+# Usage: [SERVERS="tasks go libev"] [UNPINNED=1] bench/rates.sh ROUNDS SIZE DURATION > out.tsv
+#        python3 bench/summarize.py out.tsv
+# Needs release builds (swift build -c release) and the peers (make peers; go-echo needs Go).
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 R=.build/release; P=.build-peers
 rounds=${1:-3}; size=${2:-64}; dur=${3:-5s}
 declare -A cmd=(
-  [c-epoll]="$P/c-epoll-echo PORT 1"
+  [c-epoll]="$P/c-epoll-echo PORT"
   [libev]="$R/echo-libev --port PORT"
   [c-threads]="$P/c-threads-echo PORT"
   [threads]="$R/echo-threads --port PORT"
@@ -21,9 +21,8 @@ declare -A cmd=(
   [tasks-eagain]="$R/echo-tasks --port PORT --read-until-eagain"
   [tasks-nio]="$R/echo-tasks --port PORT --io nio --executor eventloop"
   [tasks-global]="$R/echo-tasks --port PORT --io nio --executor global"
-  [nio]="$P/NIOEcho PORT"
 )
-read -r -a order <<< "${SERVERS:-c-epoll libev c-threads threads go tasks tasks-nio tasks-global nio}"
+read -r -a order <<< "${SERVERS:-c-epoll libev c-threads threads go tasks tasks-nio tasks-global}"
 port=21000
 printf "round\tserver\tsize\tmsgs_per_s\tserver_cpu_us_per_msg\tserver_cs_per_msg\tclient_cpu_pct\terrors\n"
 for r in $(seq 1 "$rounds"); do

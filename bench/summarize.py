@@ -1,4 +1,4 @@
-# Summarises docs/bench/rates.sh output: median msgs/s per server and the median of per-round ratios against its peer.
+# Summarises bench/rates.sh output: median msgs/s per server and the median of per-round ratios against its peer.
 import sys, statistics as st, collections
 rows=[l.rstrip('\n').split('\t') for l in open(sys.argv[1]) if l.strip() and not l.startswith('round')]
 by=collections.defaultdict(list)

@@ -1,0 +1,13 @@
+#!/bin/sh
+# `make compare`: one sweep of the three servers and every reference server that built, side by
+# side, pinned (server CPU 0, loadgen CPU 1 on a 2-CPU machine), into OUT (default results-compare/).
+# About 6 minutes on 2 cores: 6 servers x 3 connection counts, an idle and a loaded phase each.
+set -e
+cd "$(dirname "$0")/.."
+out=${1:-results-compare}
+P=.build-peers
+set -- --server c-epoll="$P/c-epoll-echo {port}" --server c-threads="$P/c-threads-echo {port}"
+if [ -x "$P/go-echo" ]; then set -- "$@" --server go="$P/go-echo {port}"; fi
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+exec .build/release/loadgen sweep --servers threads,libev,tasks "$@" \
+    --connections 1000,5000,15000 --duration 3s --warmup 1s --out "$out"

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Builds the reference servers into OUTDIR (default .build-peers): the two C ones always, the Go one
+# when `go` is installed. Run from anywhere; `make peers` calls it.
+set -e
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:-.build-peers}
+mkdir -p "$out"
+cc=${CC:-cc}
+$cc -O2 -Wall -pthread -o "$out/c-threads-echo" "$here/c-threads-echo.c"
+$cc -O2 -Wall -o "$out/c-epoll-echo" "$here/c-epoll-echo.c"
+echo "peers: built $out/c-threads-echo and $out/c-epoll-echo"
+if command -v go >/dev/null 2>&1; then
+    out_abs=$(cd "$out" && pwd)
+    (cd "$here/go-echo" && GOFLAGS=-mod=mod GOCACHE="$out_abs/.gocache" go build -o "$out_abs/go-echo" .)
+    echo "peers: built $out/go-echo"
+else
+    echo "peers: go-echo skipped: Go is not installed (apt-get install -y golang-go)"
+fi

@@ -1,0 +1,3 @@
+module echo-lab/go-echo
+
+go 1.19
