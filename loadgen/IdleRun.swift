@@ -34,20 +34,10 @@ struct IdleRun: Sendable {
                                   drainTimeout: .zero, liveLatency: false)
         let watch = Watch(group: group, requested: connection.connections, progress: progress, stop: stop)
         let began = monotonicNanoseconds()
-        group.start()
-
-        watch.phase = "connecting"
-        let overflowsBefore = Preflight.listenOverflows()
-        let rampSeconds = connection.connectRate.map { Double(connection.connections) / $0 } ?? 0
-        let connectDeadline = began + UInt64((rampSeconds + connection.connectTimeout.seconds + 10) * 1e9)
-        watch.wait(until: connectDeadline) { group.connectPhaseDone }
-        let connectSeconds = Double(monotonicNanoseconds() - began) / 1e9
-        let overflows = Preflight.listenOverflows() - overflowsBefore
-        let established = group.open
+        let connect = ConnectPhase.run(group, watch: watch, settings: connection)
+        let (established, connectSeconds, overflows) = (connect.established, connect.seconds, connect.listenOverflows)
         if established == 0 && !watch.stopped {
-            var errors = ErrorCounts()
-            group.closeAndJoin().forEach { errors.add($0.errors) }
-            throw StartupError(errors.firstError ?? "cannot connect to \(connection.target)")
+            throw ConnectPhase.failure(group, target: connection.target, interrupted: false)
         }
 
         watch.phase = "echoing"

@@ -57,24 +57,10 @@ struct LoadRun: Sendable {
         let group = try LoopGroup(settings: connection, messageSize: messageSize, workload: workload,
                                   drainTimeout: drainTimeout, liveLatency: progress != nil)
         let watch = Watch(group: group, requested: connection.connections, progress: progress, stop: stop)
-        group.start()
-
-        // Connect. Every attempt ends within the connect timeout; the deadline is a safety net.
-        let rampSeconds = connection.connectRate.map { Double(connection.connections) / $0 } ?? 0
-        let connectDeadline = monotonicNanoseconds() + UInt64((rampSeconds + connection.connectTimeout.seconds + 10) * 1e9)
-        watch.phase = "connecting"
-        let overflowsBefore = Preflight.listenOverflows()
-        let connectBegan = monotonicNanoseconds()
-        watch.wait(until: connectDeadline) { group.connectPhaseDone }
-        let connectSeconds = Double(monotonicNanoseconds() - connectBegan) / 1e9
-        let overflows = Preflight.listenOverflows() - overflowsBefore
-        let established = group.open
-        if established == 0 || watch.stopped || !group.connectPhaseDone {
-            let outcomes = group.closeAndJoin()
-            var errors = ErrorCounts()
-            outcomes.forEach { errors.add($0.errors) }
-            if watch.stopped { throw StartupError("interrupted while connecting") }
-            throw StartupError(errors.firstError ?? "cannot connect to \(connection.target)")
+        let connect = ConnectPhase.run(group, watch: watch, settings: connection)
+        let (established, connectSeconds, overflows) = (connect.established, connect.seconds, connect.listenOverflows)
+        if established == 0 || watch.stopped || !connect.finished {
+            throw ConnectPhase.failure(group, target: connection.target, interrupted: watch.stopped)
         }
 
         // Warm up, then measure between two snapshots of the server and of ourselves.

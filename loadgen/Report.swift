@@ -7,9 +7,10 @@ import Foundation
 
 /// The live line on stderr, rewritten once a second; only on a terminal.
 final class LiveLine: Sendable {
-    let enabled: Bool
+    private let line: TerminalLine
+    var enabled: Bool { line.enabled }
 
-    init(enabled: Bool) { self.enabled = enabled && isatty(STDERR_FILENO) == 1 }
+    init(enabled: Bool) { line = TerminalLine(enabled: enabled) }
 
     var callback: ((LiveFigures) -> Void)? {
         guard enabled else { return nil }
@@ -17,18 +18,16 @@ final class LiveLine: Sendable {
     }
 
     func show(_ live: LiveFigures) {
-        var line = "\(Report.decimal(live.elapsedSeconds, 0)) s  \(live.phase)  \(Report.grouped(live.open))/\(Report.grouped(live.requested)) "
+        var line = "\(TextFormat.fixed(live.elapsedSeconds, 0)) s  \(live.phase)  \(TextFormat.grouped(live.open))/\(TextFormat.grouped(live.requested)) "
         line += live.phase == "connecting" ? "connected" : "open"
         if live.phase != "connecting" && live.phase != "echoing" && live.phase != "holding" {
-            line += "  \(Report.grouped(Int(live.messagesPerSecond))) msgs/s  p99 \(live.p99Microseconds > 0 ? Report.decimal(live.p99Microseconds, 0) + " µs" : "-")"
+            line += "  \(TextFormat.grouped(Int(live.messagesPerSecond))) msgs/s  p99 \(live.p99Microseconds > 0 ? TextFormat.fixed(live.p99Microseconds, 0) + " µs" : "-")"
         }
         line += "  errors \(live.errors)"
-        writeAll(STDERR_FILENO, Array(("\r\u{1B}[K" + line).utf8))
+        self.line.show(line)
     }
 
-    func clear() {
-        if enabled { writeAll(STDERR_FILENO, Array("\r\u{1B}[K".utf8)) }
-    }
+    func clear() { line.clear() }
 }
 
 /// The final report: a table for people, one JSON object for scripts, a CSV row per run.
@@ -53,30 +52,30 @@ enum Report {
 
     static func table(_ result: LoadResult) -> String {
         let settings = result.settings
-        let shape = settings.rate.map { "open loop at \(grouped(Int($0))) msgs/s" } ?? "depth \(settings.depth)"
+        let shape = settings.rate.map { "open loop at \(TextFormat.grouped(Int($0))) msgs/s" } ?? "depth \(settings.depth)"
         var lines = [
-            "loadgen run: \(result.target), \(grouped(settings.connections)) connections × \(ByteCount.describe(settings.messageSize)), \(shape), \(settings.threads) loop\(settings.threads == 1 ? "" : "s"); \(decimal(result.measuredSeconds, 2)) s measured after \(decimal(settings.warmupSeconds, 1)) s warm-up",
-            row("throughput", "\(grouped(result.messages)) messages   \(grouped(Int(result.messagesPerSecond))) msgs/s   \(decimal(result.bytesPerSecond / 1e6, 1)) MB/s each way"),
+            "loadgen run: \(result.target), \(TextFormat.grouped(settings.connections)) connections × \(ByteCount.describe(settings.messageSize)), \(shape), \(settings.threads) loop\(settings.threads == 1 ? "" : "s"); \(TextFormat.fixed(result.measuredSeconds, 2)) s measured after \(TextFormat.fixed(settings.warmupSeconds, 1)) s warm-up",
+            row("throughput", "\(TextFormat.grouped(result.messages)) messages   \(TextFormat.grouped(Int(result.messagesPerSecond))) msgs/s   \(TextFormat.fixed(result.bytesPerSecond / 1e6, 1)) MB/s each way"),
         ]
         let latency = result.latencyMicroseconds
-        lines.append(row("latency µs", "p50 \(decimal(latency.p50, 1))   p90 \(decimal(latency.p90, 1))   p99 \(decimal(latency.p99, 1))   p99.9 \(decimal(latency.p999, 1))   max \(decimal(latency.max, 1))"))
+        lines.append(row("latency µs", "p50 \(TextFormat.fixed(latency.p50, 1))   p90 \(TextFormat.fixed(latency.p90, 1))   p99 \(TextFormat.fixed(latency.p99, 1))   p99.9 \(TextFormat.fixed(latency.p999, 1))   max \(TextFormat.fixed(latency.max, 1))"))
         let fairness = result.fairness
-        lines.append(row("fairness", "msgs per connection min \(grouped(fairness.minimum))   median \(grouped(fairness.median))   max \(grouped(fairness.maximum))   Jain \(decimal(fairness.jainIndex, 4))"))
+        lines.append(row("fairness", "msgs per connection min \(TextFormat.grouped(fairness.minimum))   median \(TextFormat.grouped(fairness.median))   max \(TextFormat.grouped(fairness.maximum))   Jain \(TextFormat.fixed(fairness.jainIndex, 4))"))
         if let server = result.server {
-            lines.append(row("server", "pid \(server.pid) \(server.variant) (\(server.source))   CPU \(decimal(server.cpuSeconds, 2)) s (\(decimal(server.cpuPercent, 0))%)   \(decimal(server.cpuMicrosecondsPerMessage, 2)) µs/msg"))
-            lines.append(row("", "context switches \(decimal(server.contextSwitchesPerMessage, 4))/msg (voluntary \(grouped(server.voluntaryContextSwitches)), involuntary \(grouped(server.involuntaryContextSwitches)))\(server.contextSwitchesUndercounted ? ", a lower bound: server threads exited meanwhile" : "")"))
-            lines.append(row("", "RSS \(grouped(server.rssKiB)) KiB   HWM \(grouped(server.hwmKiB)) KiB   VmSize \(grouped(server.vmSizeKiB)) KiB   threads \(server.threads)   fds \(grouped(server.openFDs))"))
+            lines.append(row("server", "pid \(server.pid) \(server.variant) (\(server.source))   CPU \(TextFormat.fixed(server.cpuSeconds, 2)) s (\(TextFormat.fixed(server.cpuPercent, 0))%)   \(TextFormat.fixed(server.cpuMicrosecondsPerMessage, 2)) µs/msg"))
+            lines.append(row("", "context switches \(TextFormat.fixed(server.contextSwitchesPerMessage, 4))/msg (voluntary \(TextFormat.grouped(server.voluntaryContextSwitches)), involuntary \(TextFormat.grouped(server.involuntaryContextSwitches)))\(server.contextSwitchesUndercounted ? ", a lower bound: server threads exited meanwhile" : "")"))
+            lines.append(row("", "RSS \(TextFormat.grouped(server.rssKiB)) KiB   HWM \(TextFormat.grouped(server.hwmKiB)) KiB   VmSize \(TextFormat.grouped(server.vmSizeKiB)) KiB   threads \(server.threads)   fds \(TextFormat.grouped(server.openFDs))"))
         } else {
             lines.append(row("server", result.serverNote ?? "no figures"))
         }
         if result.server != nil, let note = result.serverNote { lines.append(row("", note)) }
         let client = result.client
-        lines.append(row("client", "CPU \(decimal(client.cpuSeconds, 2)) s (\(decimal(client.cpuPercent, 0))%)   \(decimal(client.cpuMicrosecondsPerMessage, 2)) µs/msg   context switches \(decimal(client.contextSwitchesPerMessage, 4))/msg (voluntary \(grouped(client.voluntaryContextSwitches)), involuntary \(grouped(client.involuntaryContextSwitches)))"))
-        lines.append(row("connections", "\(grouped(result.connections.established)) of \(grouped(result.connections.requested)) up in \(decimal(result.connections.connectSeconds, 2)) s, at most \(grouped(result.connections.peakOpen)) open at once\(overflowNote(result.connections))"))
+        lines.append(row("client", "CPU \(TextFormat.fixed(client.cpuSeconds, 2)) s (\(TextFormat.fixed(client.cpuPercent, 0))%)   \(TextFormat.fixed(client.cpuMicrosecondsPerMessage, 2)) µs/msg   context switches \(TextFormat.fixed(client.contextSwitchesPerMessage, 4))/msg (voluntary \(TextFormat.grouped(client.voluntaryContextSwitches)), involuntary \(TextFormat.grouped(client.involuntaryContextSwitches)))"))
+        lines.append(row("connections", "\(TextFormat.grouped(result.connections.established)) of \(TextFormat.grouped(result.connections.requested)) up in \(TextFormat.fixed(result.connections.connectSeconds, 2)) s, at most \(TextFormat.grouped(result.connections.peakOpen)) open at once\(overflowNote(result.connections))"))
         lines.append(row("errors", result.errors.summary))
         if let first = result.errors.firstError { lines.append(row("first error", first)) }
         if result.unsentMessages > 0 {
-            lines.append(row("behind", "\(grouped(result.unsentMessages)) scheduled messages never sent: the load fell behind the rate (see the CPU figures for who was slow)"))
+            lines.append(row("behind", "\(TextFormat.grouped(result.unsentMessages)) scheduled messages never sent: the load fell behind the rate (see the CPU figures for who was slow)"))
         }
         if let reason = result.stopReason { lines.append(row("stopped", "\(reason): partial results")) }
         return lines.joined(separator: "\n")
@@ -84,19 +83,19 @@ enum Report {
 
     static func table(_ result: IdleResult) -> String {
         var lines = [
-            "loadgen idle: \(result.target), \(grouped(result.connections.requested)) connections, one \(ByteCount.describe(result.settings.messageSize)) echo each, held \(decimal(result.settings.holdSeconds, 1)) s",
-            row("connections", "\(grouped(result.connections.established)) up in \(decimal(result.connections.connectSeconds, 2)) s, \(grouped(result.echoed)) echoed, \(grouped(result.heldOpen)) open when read\(overflowNote(result.connections))"),
+            "loadgen idle: \(result.target), \(TextFormat.grouped(result.connections.requested)) connections, one \(ByteCount.describe(result.settings.messageSize)) echo each, held \(TextFormat.fixed(result.settings.holdSeconds, 1)) s",
+            row("connections", "\(TextFormat.grouped(result.connections.established)) up in \(TextFormat.fixed(result.connections.connectSeconds, 2)) s, \(TextFormat.grouped(result.echoed)) echoed, \(TextFormat.grouped(result.heldOpen)) open when read\(overflowNote(result.connections))"),
         ]
         if let server = result.server {
             lines.append(row("server", "pid \(server.pid) \(server.variant) (\(server.source))"))
-            lines.append(row("RSS", "\(grouped(server.before.rssKiB)) KiB -> \(grouped(server.after.rssKiB)) KiB   \(decimal(server.rssPerConnectionKiB, 2)) KiB per connection"))
-            lines.append(row("VmSize", "\(grouped(server.before.vmSizeKiB)) KiB -> \(grouped(server.after.vmSizeKiB)) KiB   \(decimal(server.vmSizePerConnectionKiB, 1)) KiB per connection"))
-            lines.append(row("", "threads \(server.before.threads) -> \(server.after.threads)   fds \(grouped(server.before.openFDs)) -> \(grouped(server.after.openFDs))   HWM \(grouped(server.after.hwmKiB)) KiB"))
+            lines.append(row("RSS", "\(TextFormat.grouped(server.before.rssKiB)) KiB -> \(TextFormat.grouped(server.after.rssKiB)) KiB   \(TextFormat.fixed(server.rssPerConnectionKiB, 2)) KiB per connection"))
+            lines.append(row("VmSize", "\(TextFormat.grouped(server.before.vmSizeKiB)) KiB -> \(TextFormat.grouped(server.after.vmSizeKiB)) KiB   \(TextFormat.fixed(server.vmSizePerConnectionKiB, 1)) KiB per connection"))
+            lines.append(row("", "threads \(server.before.threads) -> \(server.after.threads)   fds \(TextFormat.grouped(server.before.openFDs)) -> \(TextFormat.grouped(server.after.openFDs))   HWM \(TextFormat.grouped(server.after.hwmKiB)) KiB"))
         } else {
             lines.append(row("server", result.serverNote ?? "no figures"))
         }
         if result.server != nil, let note = result.serverNote { lines.append(row("", note)) }
-        lines.append(row("client", "CPU \(decimal(result.client.cpuSeconds, 2)) s   max RSS \(grouped(result.client.maxRSSKiB)) KiB"))
+        lines.append(row("client", "CPU \(TextFormat.fixed(result.client.cpuSeconds, 2)) s   max RSS \(TextFormat.grouped(result.client.maxRSSKiB)) KiB"))
         lines.append(row("errors", result.errors.summary))
         if let first = result.errors.firstError { lines.append(row("first error", first)) }
         if let reason = result.stopReason { lines.append(row("stopped", "\(reason): partial results")) }
@@ -105,25 +104,11 @@ enum Report {
 
     private static func overflowNote(_ connections: ConnectionFigures) -> String {
         connections.listenOverflows > 0
-            ? "; \(grouped(connections.listenOverflows)) listen-queue overflows on this machine meanwhile" : ""
+            ? "; \(TextFormat.grouped(connections.listenOverflows)) listen-queue overflows on this machine meanwhile" : ""
     }
 
     private static func row(_ label: String, _ text: String) -> String {
         "  " + label.padding(toLength: 13, withPad: " ", startingAt: 0) + text
-    }
-
-    static func grouped(_ value: Int) -> String {
-        let digits = String(value.magnitude)
-        var out = ""
-        for (index, digit) in digits.enumerated() {
-            if index > 0 && (digits.count - index) % 3 == 0 { out.append(",") }
-            out.append(digit)
-        }
-        return (value < 0 ? "-" : "") + out
-    }
-
-    static func decimal(_ value: Double, _ places: Int) -> String {
-        String(format: "%.\(places)f", value)
     }
 
     // MARK: CSV
@@ -140,15 +125,15 @@ enum Report {
         [
             timestamp(), r.target, "\(r.settings.connections)", "\(r.connections.established)",
             "\(r.settings.messageSize)", "\(r.settings.depth)", r.settings.rate.map { "\($0)" } ?? "",
-            "\(r.settings.threads)", "\(r.settings.durationSeconds)", decimal(r.measuredSeconds, 3), "\(r.messages)",
-            decimal(r.messagesPerSecond, 1), decimal(r.latencyMicroseconds.p50, 1), decimal(r.latencyMicroseconds.p90, 1),
-            decimal(r.latencyMicroseconds.p99, 1), decimal(r.latencyMicroseconds.p999, 1),
-            decimal(r.latencyMicroseconds.max, 1), decimal(r.fairness.jainIndex, 4), "\(r.errors.total)",
+            "\(r.settings.threads)", "\(r.settings.durationSeconds)", TextFormat.fixed(r.measuredSeconds, 3), "\(r.messages)",
+            TextFormat.fixed(r.messagesPerSecond, 1), TextFormat.fixed(r.latencyMicroseconds.p50, 1), TextFormat.fixed(r.latencyMicroseconds.p90, 1),
+            TextFormat.fixed(r.latencyMicroseconds.p99, 1), TextFormat.fixed(r.latencyMicroseconds.p999, 1),
+            TextFormat.fixed(r.latencyMicroseconds.max, 1), TextFormat.fixed(r.fairness.jainIndex, 4), "\(r.errors.total)",
             r.errors.firstError ?? "", r.server.map { "\($0.pid)" } ?? "",
-            r.server.map { decimal($0.cpuPercent, 1) } ?? "", r.server.map { decimal($0.cpuMicrosecondsPerMessage, 3) } ?? "",
-            r.server.map { decimal($0.contextSwitchesPerMessage, 4) } ?? "", r.server.map { "\($0.rssKiB)" } ?? "",
-            r.server.map { "\($0.threads)" } ?? "", decimal(r.client.cpuPercent, 1),
-            decimal(r.client.cpuMicrosecondsPerMessage, 3), decimal(r.client.contextSwitchesPerMessage, 4),
+            r.server.map { TextFormat.fixed($0.cpuPercent, 1) } ?? "", r.server.map { TextFormat.fixed($0.cpuMicrosecondsPerMessage, 3) } ?? "",
+            r.server.map { TextFormat.fixed($0.contextSwitchesPerMessage, 4) } ?? "", r.server.map { "\($0.rssKiB)" } ?? "",
+            r.server.map { "\($0.threads)" } ?? "", TextFormat.fixed(r.client.cpuPercent, 1),
+            TextFormat.fixed(r.client.cpuMicrosecondsPerMessage, 3), TextFormat.fixed(r.client.contextSwitchesPerMessage, 4),
             "\(r.complete)",
         ]
     }
@@ -164,8 +149,8 @@ enum Report {
             timestamp(), r.target, "\(r.connections.requested)", "\(r.connections.established)", "\(r.echoed)",
             "\(r.settings.holdSeconds)", r.server.map { "\($0.pid)" } ?? "",
             r.server.map { "\($0.before.rssKiB)" } ?? "", r.server.map { "\($0.after.rssKiB)" } ?? "",
-            r.server.map { decimal($0.rssPerConnectionKiB, 3) } ?? "",
-            r.server.map { decimal($0.vmSizePerConnectionKiB, 2) } ?? "", r.server.map { "\($0.after.threads)" } ?? "",
+            r.server.map { TextFormat.fixed($0.rssPerConnectionKiB, 3) } ?? "",
+            r.server.map { TextFormat.fixed($0.vmSizePerConnectionKiB, 2) } ?? "", r.server.map { "\($0.after.threads)" } ?? "",
             r.server.map { "\($0.after.openFDs)" } ?? "", "\(r.errors.total)", r.errors.firstError ?? "",
             "\(r.complete)",
         ]
@@ -174,7 +159,7 @@ enum Report {
     /// Appends `row`, writing `header` first if the file is new or empty. A file whose header differs
     /// holds another kind of row: refuse rather than mix them.
     static func appendCSV(to path: String, header: [String], row: [String]) throws {
-        let headerLine = header.map(csvField).joined(separator: ",")
+        let headerLine = header.map(TextFormat.csvField).joined(separator: ",")
         let existing = readText(path) ?? ""
         var text = ""
         if existing.isEmpty {
@@ -182,7 +167,7 @@ enum Report {
         } else if existing.split(separator: "\n", maxSplits: 1).first.map(String.init) != headerLine {
             Lifecycle.fail(tool: "loadgen", message: "\(path) holds rows of another kind (its header differs); give --csv another file")
         }
-        text += row.map(csvField).joined(separator: ",") + "\n"
+        text += row.map(TextFormat.csvField).joined(separator: ",") + "\n"
         let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0, writeAll(fd, Array(text.utf8)) else {
             Lifecycle.fail(tool: "loadgen", message: "cannot write \(path): \(errnoDescription(errno))")
@@ -190,10 +175,6 @@ enum Report {
         close(fd)
     }
 
-    static func csvField(_ text: String) -> String {
-        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) else { return text }
-        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-    }
 
     private static func timestamp() -> String {
         Date().ISO8601Format()

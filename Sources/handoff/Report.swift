@@ -40,8 +40,8 @@ struct HandoffReport: Codable, Equatable {
         if let executor { lines.append("executor: \(executor)") }
         if let operations { lines.append("operations: \(operations)") }
         if let handoffs { lines.append("handoffs: \(handoffs)") }
-        lines.append("elapsed: \(fixed(elapsedMilliseconds, 3)) ms")
-        lines.append("average \(operations != nil ? "operation" : "handoff"): \(fixed(averageNanoseconds, 1)) ns")
+        lines.append("elapsed: \(TextFormat.fixed(elapsedMilliseconds, 3)) ms")
+        lines.append("average \(operations != nil ? "operation" : "handoff"): \(TextFormat.fixed(averageNanoseconds, 1)) ns")
         lines.append("voluntary context switches: \(voluntaryContextSwitches)")
         lines.append("involuntary context switches: \(involuntaryContextSwitches)")
         return lines
@@ -73,10 +73,6 @@ struct Stopwatch {
 }
 
 /// `value` with exactly `digits` decimals.
-func fixed(_ value: Double, _ digits: Int) -> String {
-    String(format: "%.\(digits)f", value)
-}
-
 /// Prints a report as lines or as one line of JSON.
 func emit<Report: Encodable>(_ report: Report, lines: [String], json: Bool) {
     if json {

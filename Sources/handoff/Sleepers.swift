@@ -32,7 +32,7 @@ struct Sleepers: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp("How long each unit sleeps (e.g. 100ms, 2s), at most 600s. (default: 100ms)", valueName: "duration"),
-        transform: DurationText.parse)
+        transform: DurationText.parseWithUnit)
     var sleep: Duration = .milliseconds(100)
 
     @Option(
@@ -340,12 +340,12 @@ struct SleepersReport: Codable {
         ]
         if let stopped { lines.append("stopped: \(stopped)") }
         lines += [
-            "sleep: \(fixed(sleepMilliseconds, 0)) ms",
+            "sleep: \(TextFormat.fixed(sleepMilliseconds, 0)) ms",
             "peak alive: \(peakAlive)",
-            "elapsed: \(fixed(elapsedMilliseconds, 3)) ms",
+            "elapsed: \(TextFormat.fixed(elapsedMilliseconds, 3)) ms",
             "peak RSS (VmHWM): \(peakRSSKiB) KiB (before: \(baselineRSSKiB) KiB)",
-            "RSS per unit: \(fixed(rssPerUnitKiB, 2)) KiB",
-            "VmSize per unit: \(fixed(vmSizePerUnitKiB, 2)) KiB (peak VmSize \(peakVmSizeKiB) KiB)",
+            "RSS per unit: \(TextFormat.fixed(rssPerUnitKiB, 2)) KiB",
+            "VmSize per unit: \(TextFormat.fixed(vmSizePerUnitKiB, 2)) KiB (peak VmSize \(peakVmSizeKiB) KiB)",
             "threads used: \(threadsUsed)",
             "voluntary context switches: \(voluntaryContextSwitches)",
             "involuntary context switches: \(involuntaryContextSwitches)",

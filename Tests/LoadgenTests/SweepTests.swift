@@ -171,10 +171,10 @@ struct SweepTests {
     }
 
     @Test func csvQuotesFieldsThatNeedIt() {
-        #expect(SweepResults.csvField("plain") == "plain")
-        #expect(SweepResults.csvField("a, b") == "\"a, b\"")
-        #expect(SweepResults.csvField("say \"hi\"") == "\"say \"\"hi\"\"\"")
-        #expect(SweepResults.decimal(0.03120) == "0.0312")
-        #expect(SweepResults.decimal(12) == "12")
+        #expect(TextFormat.csvField("plain") == "plain")
+        #expect(TextFormat.csvField("a, b") == "\"a, b\"")
+        #expect(TextFormat.csvField("say \"hi\"") == "\"say \"\"hi\"\"\"")
+        #expect(TextFormat.trimmed(0.03120) == "0.0312")
+        #expect(TextFormat.trimmed(12) == "12")
     }
 }

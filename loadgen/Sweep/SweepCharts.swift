@@ -1,3 +1,4 @@
+import EchoProtocol
 import Foundation
 
 /// The sweep's charts: which figure each one plots, and the footer they share.
@@ -66,8 +67,8 @@ enum SweepCharts {
         var lines = [
             "\(results.machine.summary) · \(settings.pinning.summary)",
             "idle: N connections, one echo each · loaded: up to \(settings.active) of the N sending \(settings.messageSize) B, "
-                + "depth \(settings.depth), \(SweepResults.decimal(settings.durationSeconds)) s measured after "
-                + "\(SweepResults.decimal(settings.warmupSeconds)) s warm-up",
+                + "depth \(settings.depth), \(TextFormat.trimmed(settings.durationSeconds)) s measured after "
+                + "\(TextFormat.trimmed(settings.warmupSeconds)) s warm-up",
         ]
         let command = settings.commandLine
         lines.append(command.count > 140 ? String(command.prefix(137)) + "…" : command)

@@ -39,18 +39,10 @@ struct CPUSet: Codable, Sendable, Equatable, CustomStringConvertible {
     var count: Int { cpus.count }
     var isEmpty: Bool { cpus.isEmpty }
 
-    /// Parses `0`, `0-3`, `0,2-3`; nil for anything else.
+    /// Parses `0`, `0-3`, `0,2-3` (`CPUList`); nil for anything else.
     init?(parsing text: String) {
-        var result: [Int] = []
-        for part in text.split(separator: ",") {
-            let ends = part.split(separator: "-", omittingEmptySubsequences: false)
-            guard (1...2).contains(ends.count), let low = Int(ends[0]), let high = Int(ends[ends.count - 1]),
-                low >= 0, low <= high, high < 1024
-            else { return nil }
-            result.append(contentsOf: low...high)
-        }
-        guard !result.isEmpty else { return nil }
-        self.init(result)
+        guard let cpus = CPUList.value(of: text) else { return nil }
+        self.init(cpus)
     }
 
     /// Ranges collapsed: `[0, 1, 2, 5]` → `0-2,5`.

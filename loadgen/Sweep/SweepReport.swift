@@ -1,3 +1,4 @@
+import EchoProtocol
 import Foundation
 
 /// What a sweep leaves in its output folder (results.json, results.csv, the SVG charts, index.html)
@@ -32,20 +33,20 @@ enum SweepReport {
         ("server", { $0.server }),
         ("conns", { String($0.connections) }),
         ("status", { $0.status.rawValue }),
-        ("RSS MiB", { $0.idle.map { fixed(Double($0.rssKiB) / 1024, 1) } ?? "-" }),
-        ("KiB/conn", { $0.idle.map { fixed($0.rssPerConnectionKiB, 2) } ?? "-" }),
-        ("VmSize MiB", { $0.idle.map { fixed(Double($0.vmSizeKiB) / 1024, 0) } ?? "-" }),
+        ("RSS MiB", { $0.idle.map { TextFormat.fixed(Double($0.rssKiB) / 1024, 1) } ?? "-" }),
+        ("KiB/conn", { $0.idle.map { TextFormat.fixed($0.rssPerConnectionKiB, 2) } ?? "-" }),
+        ("VmSize MiB", { $0.idle.map { TextFormat.fixed(Double($0.vmSizeKiB) / 1024, 0) } ?? "-" }),
         ("threads", { $0.idle.map { String($0.threads) } ?? "-" }),
         ("fds", { $0.idle.map { String($0.openFDs) } ?? "-" }),
         ("active", { $0.loaded.map { String($0.active) } ?? "-" }),
-        ("msgs/s", { $0.loaded.map { fixed($0.messagesPerSecond, 0) } ?? "-" }),
-        ("p50 µs", { $0.loaded.map { fixed($0.p50Microseconds, 0) } ?? "-" }),
-        ("p99 µs", { $0.loaded.map { fixed($0.p99Microseconds, 0) } ?? "-" }),
-        ("srv CPU%", { $0.loaded?.serverCPUPercent.map { fixed($0, 0) } ?? "-" }),
-        ("srv cs/msg", { $0.loaded?.serverContextSwitchesPerMessage.map { fixed($0, 3) } ?? "-" }),
-        ("cli CPU%", { $0.loaded.map { fixed($0.clientCPUPercent, 0) } ?? "-" }),
-        ("cli cs/msg", { $0.loaded.map { fixed($0.clientContextSwitchesPerMessage, 3) } ?? "-" }),
-        ("fairness", { $0.loaded.map { fixed($0.fairness, 3) } ?? "-" }),
+        ("msgs/s", { $0.loaded.map { TextFormat.fixed($0.messagesPerSecond, 0) } ?? "-" }),
+        ("p50 µs", { $0.loaded.map { TextFormat.fixed($0.p50Microseconds, 0) } ?? "-" }),
+        ("p99 µs", { $0.loaded.map { TextFormat.fixed($0.p99Microseconds, 0) } ?? "-" }),
+        ("srv CPU%", { $0.loaded?.serverCPUPercent.map { TextFormat.fixed($0, 0) } ?? "-" }),
+        ("srv cs/msg", { $0.loaded?.serverContextSwitchesPerMessage.map { TextFormat.fixed($0, 3) } ?? "-" }),
+        ("cli CPU%", { $0.loaded.map { TextFormat.fixed($0.clientCPUPercent, 0) } ?? "-" }),
+        ("cli cs/msg", { $0.loaded.map { TextFormat.fixed($0.clientContextSwitchesPerMessage, 3) } ?? "-" }),
+        ("fairness", { $0.loaded.map { TextFormat.fixed($0.fairness, 3) } ?? "-" }),
     ]
 
     /// A plain-text table a person reads, then one line per failed step with its reason.
@@ -67,11 +68,6 @@ enum SweepReport {
         }
         if !results.complete { lines.append("sweep incomplete: \(results.stopReason ?? "interrupted")") }
         return lines.joined(separator: "\n")
-    }
-
-    static func fixed(_ value: Double, _ decimals: Int) -> String {
-        guard value.isFinite else { return "-" }
-        return String(format: "%.\(decimals)f", value)
     }
 
     // MARK: index.html
@@ -99,8 +95,8 @@ enum SweepReport {
             "<p>Each step starts a fresh server. Idle phase: N connections, one echo each, then silent; "
                 + "RSS per connection = (RSS with N idle − RSS before the first) / N. Loaded phase: the N stay open, "
                 + "\(settings.active) of them send \(settings.messageSize) B messages, \(settings.depth) in flight each, "
-                + "measured for \(SweepResults.decimal(settings.durationSeconds)) s after a "
-                + "\(SweepResults.decimal(settings.warmupSeconds)) s warm-up.</p>",
+                + "measured for \(TextFormat.trimmed(settings.durationSeconds)) s after a "
+                + "\(TextFormat.trimmed(settings.warmupSeconds)) s warm-up.</p>",
             "<p><code>\(settings.commandLine.xmlEscaped)</code></p>",
         ]
         if !results.complete {

@@ -1,3 +1,4 @@
+import EchoProtocol
 import Foundation
 
 /// One step of a sweep: one server at one connection count, its idle phase and its loaded phase.
@@ -148,34 +149,21 @@ struct SweepResults: Codable, Sendable, Equatable {
                 step.server, String(step.connections), step.status.rawValue, step.failedIn?.rawValue, step.reason,
                 step.serverPID.map { String($0) },
                 idle.map { String($0.open) }, idle.map { String($0.baselineRSSKiB) }, idle.map { String($0.rssKiB) },
-                idle.map { Self.decimal($0.rssPerConnectionKiB) }, idle.map { String($0.baselineVmSizeKiB) },
+                idle.map { TextFormat.trimmed($0.rssPerConnectionKiB) }, idle.map { String($0.baselineVmSizeKiB) },
                 idle.map { String($0.vmSizeKiB) }, idle.map { String($0.threads) }, idle.map { String($0.openFDs) },
-                idle.map { Self.decimal($0.openSeconds) },
-                loaded.map { String($0.active) }, loaded.map { Self.decimal($0.measuredSeconds) },
-                loaded.map { String($0.messages) }, loaded.map { Self.decimal($0.messagesPerSecond) },
-                loaded.map { Self.decimal($0.p50Microseconds) }, loaded.map { Self.decimal($0.p99Microseconds) },
-                loaded?.serverCPUPercent.map(Self.decimal), loaded?.serverContextSwitchesPerMessage.map(Self.decimal),
-                loaded?.serverRSSKiB.map { String($0) }, loaded.map { Self.decimal($0.clientCPUPercent) },
-                loaded.map { Self.decimal($0.clientContextSwitchesPerMessage) }, loaded.map { Self.decimal($0.fairness) },
+                idle.map { TextFormat.trimmed($0.openSeconds) },
+                loaded.map { String($0.active) }, loaded.map { TextFormat.trimmed($0.measuredSeconds) },
+                loaded.map { String($0.messages) }, loaded.map { TextFormat.trimmed($0.messagesPerSecond) },
+                loaded.map { TextFormat.trimmed($0.p50Microseconds) }, loaded.map { TextFormat.trimmed($0.p99Microseconds) },
+                loaded?.serverCPUPercent.map(TextFormat.trimmed), loaded?.serverContextSwitchesPerMessage.map(TextFormat.trimmed),
+                loaded?.serverRSSKiB.map { String($0) }, loaded.map { TextFormat.trimmed($0.clientCPUPercent) },
+                loaded.map { TextFormat.trimmed($0.clientContextSwitchesPerMessage) }, loaded.map { TextFormat.trimmed($0.fairness) },
                 loaded.map { String($0.errors) },
             ]
-            lines.append(fields.map { Self.csvField($0 ?? "") }.joined(separator: ","))
+            lines.append(fields.map { TextFormat.csvField($0 ?? "") }.joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// RFC 4180: quote a field that holds a comma, a quote or a line break.
-    static func csvField(_ text: String) -> String {
-        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
-        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-    }
 
-    /// Up to 4 decimals, no trailing zeros: `0.0312`, `152340.5`, `12`.
-    static func decimal(_ value: Double) -> String {
-        guard value.isFinite else { return "" }
-        var text = String(format: "%.4f", value)
-        while text.hasSuffix("0") { text.removeLast() }
-        if text.hasSuffix(".") { text.removeLast() }
-        return text == "-0" ? "0" : text
-    }
 }

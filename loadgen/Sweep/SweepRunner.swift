@@ -233,13 +233,13 @@ final class SweepProgress: @unchecked Sendable {
         let line = "\(step): \(what)"
         guard line != lastShown else { return }
         lastShown = line
-        writeAll(STDERR_FILENO, Array("\r\u{1B}[2K\(line)".utf8))
+        TerminalLine(enabled: true).show(line)
     }
 
     func clear() {
         guard live, !lastShown.isEmpty else { return }
         lastShown = ""
-        writeAll(STDERR_FILENO, Array("\r\u{1B}[2K".utf8))
+        TerminalLine(enabled: true).clear()
     }
 
     /// One line per finished step, on stderr: `[3/12] libev · 5000 connections: ok, RSS 12.1 MiB …`.
@@ -249,13 +249,13 @@ final class SweepProgress: @unchecked Sendable {
         var parts: [String] = []
         if let idle = result.idle {
             parts.append(
-                "RSS \(SweepReport.fixed(Double(idle.rssKiB) / 1024, 1)) MiB, "
-                    + "\(SweepReport.fixed(idle.rssPerConnectionKiB, 2)) KiB/conn, \(idle.threads) threads")
+                "RSS \(TextFormat.fixed(Double(idle.rssKiB) / 1024, 1)) MiB, "
+                    + "\(TextFormat.fixed(idle.rssPerConnectionKiB, 2)) KiB/conn, \(idle.threads) threads")
         }
         if let loaded = result.loaded {
             parts.append(
                 "\(Int(loaded.messagesPerSecond)) msgs/s, p99 \(Int(loaded.p99Microseconds)) µs, "
-                    + "\(loaded.serverContextSwitchesPerMessage.map { SweepReport.fixed($0, 3) } ?? "?") cs/msg")
+                    + "\(loaded.serverContextSwitchesPerMessage.map { TextFormat.fixed($0, 3) } ?? "?") cs/msg")
         }
         var line = "\(step): \(result.status.rawValue)"
         if !parts.isEmpty { line += ", " + parts.joined(separator: ", ") }

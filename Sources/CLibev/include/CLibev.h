@@ -10,15 +10,10 @@
 typedef void (*clibev_io_cb)(struct ev_loop *loop, ev_io *w, int revents);
 typedef void (*clibev_async_cb)(struct ev_loop *loop, ev_async *w, int revents);
 typedef void (*clibev_timer_cb)(struct ev_loop *loop, ev_timer *w, int revents);
-typedef void (*clibev_signal_cb)(struct ev_loop *loop, ev_signal *w, int revents);
 typedef void (*clibev_check_cb)(struct ev_loop *loop, ev_check *w, int revents);
 
 static inline void clibev_io_init(ev_io *w, clibev_io_cb cb, int fd, int events) {
     ev_io_init(w, cb, fd, events);
-}
-
-static inline void clibev_io_set(ev_io *w, int fd, int events) {
-    ev_io_set(w, fd, events);
 }
 
 /// Changes only the event mask (libev >= 4.25 has ev_io_modify; this works on any version).
@@ -47,10 +42,6 @@ static inline void clibev_timer_set(ev_timer *w, double after, double repeat) {
 /// An ev_check watcher runs once per loop iteration, right after that iteration's callbacks.
 static inline void clibev_check_init(ev_check *w, clibev_check_cb cb) {
     ev_check_init(w, cb);
-}
-
-static inline void clibev_signal_init(ev_signal *w, clibev_signal_cb cb, int signum) {
-    ev_signal_init(w, cb, signum);
 }
 
 /// The opaque user pointer every watcher carries.
