@@ -317,7 +317,7 @@ final class ClientLoop: @unchecked Sendable {
     private func startConnect(_ index: Int, now: UInt64) {
         let connection = connections + index
         let id = connection.pointee.id
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(plan.target.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else {
             connectFailed(index, "connection \(id): cannot create a socket: \(errnoDescription(errno))")
             return

@@ -28,7 +28,7 @@ struct ConnectPhase {
     }
 
     /// Closes every connection and says, in one line, why nothing could be measured.
-    static func failure(_ group: LoopGroup, target: IPv4Address, interrupted: Bool) -> StartupError {
+    static func failure(_ group: LoopGroup, target: SocketAddress, interrupted: Bool) -> StartupError {
         var errors = ErrorCounts()
         group.closeAndJoin().forEach { errors.add($0.errors) }
         if interrupted { return StartupError("interrupted while connecting") }

@@ -3,7 +3,7 @@ import EchoProtocol
 /// One load run: connect, warm up, measure, drain, report. A value the CLI and the sweep build and run:
 ///
 /// ```
-/// var settings = ConnectionSettings(target: IPv4Address("127.0.0.1", port: 7007)!, connections: 100)
+/// var settings = ConnectionSettings(target: SocketAddress("127.0.0.1", port: 7007)!, connections: 100)
 /// settings.serverPID = pid
 /// let result = try LoadRun(connection: settings, duration: .seconds(5)).run()
 /// print(result.messagesPerSecond, result.latencyMicroseconds.p99, result.server?.contextSwitchesPerMessage)

@@ -19,10 +19,10 @@ enum Workload: Sendable, Equatable {
 
 /// Everything one loop needs to know, fixed before it starts.
 struct LoopPlan: Sendable {
-    var target: IPv4Address
+    var target: SocketAddress
     /// Global connection numbers this loop owns (they pick the source address and the pattern).
     var connectionIDs: [Int]
-    var sourceAddresses: [IPv4Address]
+    var sourceAddresses: [SocketAddress]
     var messageSize: Int
     var workload: Workload
     /// Connections this loop opens per second; nil = as fast as the pending-connect cap allows.

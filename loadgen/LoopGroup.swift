@@ -6,21 +6,21 @@ import Synchronization
 
 /// How to open the connections: shared by `run`, `idle` and the sweep.
 struct ConnectionSettings: Sendable, Equatable {
-    var target: IPv4Address
+    var target: SocketAddress
     var connections: Int
     /// New connections per second over all loops; nil = as fast as possible (at most 256 pending per loop).
     var connectRate: Double? = nil
     var connectTimeout: Duration = .seconds(5)
     /// Connection i binds `sourceAddresses[i % count]` before connecting; empty = the kernel chooses.
-    var sourceAddresses: [IPv4Address] = []
+    var sourceAddresses: [SocketAddress] = []
     /// Client event loops (threads); connections are dealt to them in turn.
     var threads: Int = 1
     /// Loop i runs on `cpus[i % count]`; empty = wherever the kernel puts it.
     var cpus: [Int] = []
-    var serverStats: IPv4Address? = nil
+    var serverStats: SocketAddress? = nil
     var serverPID: Int32? = nil
 
-    init(target: IPv4Address, connections: Int) {
+    init(target: SocketAddress, connections: Int) {
         self.target = target
         self.connections = connections
     }

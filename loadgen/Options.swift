@@ -3,7 +3,7 @@ import EchoProtocol
 
 /// Where to connect and how: shared by `run` and `idle`.
 struct ConnectionOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("The echo server, as HOST:PORT (IPv4).", valueName: "host:port"))
+    @Option(help: ArgumentHelp("The echo server, as HOST:PORT: 127.0.0.1:7007, [::1]:7007 or localhost:7007.", valueName: "host:port"))
     var target: String = "127.0.0.1:7007"
 
     @Option(
@@ -27,7 +27,7 @@ struct ConnectionOptions: ParsableArguments {
             "Local addresses to connect from, spread over the connections: 127.0.0.1-127.0.0.32 or a comma list. One address gives ~28k connections to one target; each more adds as many.",
             valueName: "range"),
         transform: TextValues.addresses)
-    var sourceAddresses: [IPv4Address]?
+    var sourceAddresses: [SocketAddress]?
 
     @Option(
         help: ArgumentHelp("Client event loops, one thread each (default 1); connections are dealt to them in turn.", valueName: "n"),
@@ -48,11 +48,11 @@ struct ConnectionOptions: ParsableArguments {
     var serverPid: Int32?
 
     func validate() throws {
-        guard let address = IPv4Address(hostAndPort: target), address.port != 0 else {
-            throw ValidationError("--target must be HOST:PORT with an IPv4 host and a port 1...65535, got '\(target)'")
-        }
-        if let serverStats, IPv4Address(hostAndPort: serverStats) == nil {
-            throw ValidationError("--server-stats must be HOST:PORT, got '\(serverStats)'")
+        let targets = try Self.resolve(target, option: "--target")
+        guard targets[0].port != 0 else { throw ValidationError("--target needs a port 1...65535, got '\(target)'") }
+        if let serverStats { _ = try Self.resolve(serverStats, option: "--server-stats") }
+        if let source = sourceAddresses?.first, !targets.contains(where: { $0.family == source.family }) {
+            throw ValidationError("--source-addresses are IPv\(source.isIPv4 ? 4 : 6) but --target '\(target)' is not")
         }
         if serverStats != nil && serverPid != nil {
             throw ValidationError("give --server-stats or --server-pid, not both")
@@ -63,15 +63,38 @@ struct ConnectionOptions: ParsableArguments {
     }
 
     var settings: ConnectionSettings {
-        var settings = ConnectionSettings(target: IPv4Address(hostAndPort: target)!, connections: connections)
+        var targets = (try? Self.resolve(target, option: "--target")) ?? []
+        if let source = sourceAddresses?.first { targets = targets.filter { $0.family == source.family } }
+        var settings = ConnectionSettings(target: Self.firstAnswering(targets), connections: connections)
         settings.connectRate = connectRate
         settings.connectTimeout = connectTimeout
         settings.sourceAddresses = sourceAddresses ?? []
         settings.threads = threads
         settings.cpus = cpus ?? []
-        settings.serverStats = serverStats.flatMap { IPv4Address(hostAndPort: $0) }
+        settings.serverStats = serverStats.flatMap { try? Self.resolve($0, option: "--server-stats") }.map(Self.firstAnswering)
         settings.serverPID = serverPid
         return settings
+    }
+
+    /// `HOST:PORT` resolved, or a one-line usage error naming the option.
+    static func resolve(_ text: String, option: String) throws -> [SocketAddress] {
+        do {
+            return try SocketAddress.resolve(hostAndPort: text)
+        } catch {
+            throw ValidationError("\(option): \(error)")
+        }
+    }
+
+    /// Of the addresses a name resolved to (`localhost`: 127.0.0.1 and ::1), the first that accepts a
+    /// connection within a second; the first of all if none does (the connect phase then says why).
+    static func firstAnswering(_ addresses: [SocketAddress]) -> SocketAddress {
+        guard addresses.count > 1 else { return addresses.first ?? SocketAddress("127.0.0.1", port: 7007)! }
+        for address in addresses {
+            var settings = ConnectionSettings(target: address, connections: 1)
+            settings.connectTimeout = .seconds(1)
+            if (try? Preflight.checkReachable(settings)) != nil { return address }
+        }
+        return addresses[0]
     }
 }
 

@@ -54,7 +54,7 @@ enum Preflight {
     /// the target must answer before anything else starts. Throws `cannot connect to HOST:PORT: reason`.
     static func checkReachable(_ settings: ConnectionSettings) throws(StartupError) {
         let target = settings.target
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(target.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw StartupError("cannot create a socket: \(errnoDescription(errno))") }
         defer { close(fd) }
         if let source = settings.sourceAddresses.first {

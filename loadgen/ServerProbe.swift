@@ -14,10 +14,10 @@ struct ServerProbe: Sendable, Equatable {
     }
 
     var method: Method
-    var statsAddress: IPv4Address?
+    var statsAddress: SocketAddress?
     var pid: Int32?
 
-    static func statsEndpoint(_ address: IPv4Address) -> ServerProbe {
+    static func statsEndpoint(_ address: SocketAddress) -> ServerProbe {
         ServerProbe(method: .statsEndpoint, statsAddress: address, pid: nil)
     }
 
@@ -25,7 +25,7 @@ struct ServerProbe: Sendable, Equatable {
 
     /// The probe the options ask for; without either option, the owner of `target`'s listening socket.
     /// Nil (with the reason) when no server process can be found.
-    static func choose(statsAddress: IPv4Address?, pid: Int32?, target: IPv4Address) -> (ServerProbe?, String?) {
+    static func choose(statsAddress: SocketAddress?, pid: Int32?, target: SocketAddress) -> (ServerProbe?, String?) {
         if let statsAddress { return (.statsEndpoint(statsAddress), nil) }
         if let pid { return (.process(pid), nil) }
         if let owner = ListeningSocketOwner.find(target) {
@@ -74,7 +74,7 @@ struct ServerProbe: Sendable, Equatable {
 /// found. Cheap even on a machine with tens of thousands of sockets: /proc/net/tcp is read only as far
 /// as its listening sockets, and descriptors are compared by inode with fstatat, without strings.
 enum ListeningSocketOwner {
-    static func find(_ target: IPv4Address) -> Int32? {
+    static func find(_ target: SocketAddress) -> Int32? {
         let inodes = Set(listeningInodes(port: target.port, address: target))
         guard !inodes.isEmpty, let processes = directoryEntries("/proc") else { return nil }
         for name in processes {
@@ -102,10 +102,18 @@ enum ListeningSocketOwner {
     }
 
     /// Inodes of sockets in state LISTEN (0A) on `port`, bound to the address or to any address.
-    static func listeningInodes(port: Int, address: IPv4Address) -> [UInt64] {
+    static func listeningInodes(port: Int, address: SocketAddress) -> [UInt64] {
         let portHex = String(hex: port, width: 4)
-        // /proc/net/tcp prints the address as the 32-bit value in host byte order, in hex.
-        let addressHex = String(hex: address.networkOrder, width: 8)
+        // /proc/net/tcp{,6} print an address as 32-bit words in host byte order, in hex.
+        let addressHex: String
+        if let value = address.ipv4NetworkOrder {
+            addressHex = String(hex: value, width: 8)
+        } else {
+            let bytes = address.ipv6Bytes ?? []
+            addressHex = stride(from: 0, to: bytes.count, by: 4).map { offset in
+                String(hex: bytes[offset..<offset + 4].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }, width: 8)
+            }.joined()
+        }
         let any4 = "00000000"
         let any6 = String(repeating: "0", count: 32)
         let mapped = "0000000000000000FFFF0000" + addressHex

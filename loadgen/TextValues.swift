@@ -8,26 +8,29 @@ enum TextValues {
     static func duration(_ text: String) throws -> Duration { try DurationText.parse(text) }
 
     /// Source addresses: one address, a range `127.0.0.1-127.0.0.32`, or a comma-separated list of both.
-    static func addresses(_ text: String) throws -> [IPv4Address] {
-        var result: [IPv4Address] = []
+    static func addresses(_ text: String) throws -> [SocketAddress] {
+        var result: [SocketAddress] = []
         for part in text.split(separator: ",") {
             let ends = part.split(separator: "-", omittingEmptySubsequences: false)
-            guard (1...2).contains(ends.count), let first = IPv4Address(String(ends[0])),
-                let last = IPv4Address(String(ends[ends.count - 1]))
+            guard (1...2).contains(ends.count), let first = SocketAddress(String(ends[0])),
+                let last = SocketAddress(String(ends[ends.count - 1]))
             else {
                 throw ValidationError(
-                    "'\(part)' is not an IPv4 address or range; write e.g. 127.0.0.1-127.0.0.32")
+                    "'\(part)' is not an IP address or an IPv4 range; write e.g. 127.0.0.1-127.0.0.32 or ::1")
             }
-            let low = UInt32(bigEndian: first.networkOrder)
-            let high = UInt32(bigEndian: last.networkOrder)
+            guard let firstValue = first.ipv4NetworkOrder, let lastValue = last.ipv4NetworkOrder else {
+                guard ends.count == 1 else { throw ValidationError("'\(part)': ranges are IPv4 only; list IPv6 addresses one by one") }
+                result.append(first)
+                continue
+            }
+            let low = UInt32(bigEndian: firstValue)
+            let high = UInt32(bigEndian: lastValue)
             guard low <= high else { throw ValidationError("range '\(part)' runs backwards") }
             guard high - low < 65536, result.count + Int(high - low) < 65536 else {
                 throw ValidationError("'\(text)' names more than 65536 addresses")
             }
             for host in low...high {
-                var address = first
-                address.networkOrder = host.bigEndian
-                result.append(address)
+                result.append(SocketAddress(ipv4NetworkOrder: host.bigEndian))
             }
         }
         guard !result.isEmpty else { throw ValidationError("--source-addresses needs at least one address") }

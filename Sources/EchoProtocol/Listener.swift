@@ -20,8 +20,12 @@ public enum Listener {
     public static func open(
         host: String, port: Int, backlog: Int, count: Int = 1, nonBlocking: Bool
     ) throws(StartupError) -> [Int32] {
-        guard let address = IPv4Address(host, port: port) else {
-            throw StartupError("cannot listen on \(host):\(port): not an IPv4 address")
+        // A name (localhost) listens on its first address, IPv4 before IPv6 (see SocketAddress.resolve).
+        let address: SocketAddress
+        do {
+            address = try SocketAddress.resolve(host, port: port)[0]
+        } catch {
+            throw StartupError("cannot listen on \(host):\(port): \(error)")
         }
         if count > 1 && port != 0 {
             let probe = try bound(address, reusePort: false, nonBlocking: false)
@@ -36,7 +40,7 @@ public enum Listener {
                 guard listen(fd, Int32(clamping: backlog)) == 0 else {
                     throw StartupError("cannot listen on \(groupAddress): \(errnoDescription(errno))")
                 }
-                if groupAddress.port == 0, let local = IPv4Address.local(of: fd) { groupAddress = local }
+                if groupAddress.port == 0, let local = SocketAddress.local(of: fd) { groupAddress = local }
             }
         } catch {
             fds.forEach { close($0) }
@@ -45,12 +49,12 @@ public enum Listener {
         return fds
     }
 
-    private static func bound(_ address: IPv4Address, reusePort: Bool, nonBlocking: Bool) throws(StartupError)
+    private static func bound(_ address: SocketAddress, reusePort: Bool, nonBlocking: Bool) throws(StartupError)
         -> Int32
     {
         var type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
         if nonBlocking { type |= Int32(SOCK_NONBLOCK.rawValue) }
-        let fd = socket(AF_INET, type, 0)
+        let fd = socket(address.family, type, 0)
         guard fd >= 0 else { throw StartupError("cannot create a socket for \(address): \(errnoDescription(errno))") }
         setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
         if reusePort { setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1) }
@@ -64,7 +68,7 @@ public enum Listener {
     }
 
     /// The port a listening socket really got (differs from the requested one when that was 0).
-    public static func boundAddress(of fd: Int32) -> IPv4Address? { IPv4Address.local(of: fd) }
+    public static func boundAddress(of fd: Int32) -> SocketAddress? { SocketAddress.local(of: fd) }
 
     /// Accepts one connection, retrying EINTR. Returns the new fd, or -1 with `errno` set.
     /// The new socket is close-on-exec, nonblocking when asked, and has TCP_NODELAY: an echo

@@ -3,7 +3,7 @@ import ArgumentParser
 /// The options every echo server shares. Variant options (`--stack-size`, `--loops`, `--executor`)
 /// stay in their own executable.
 public struct ServerOptions: ParsableArguments, Sendable {
-    @Option(help: "IPv4 address to listen on.")
+    @Option(help: "Address to listen on: 127.0.0.1, ::1, :: (every address), 0.0.0.0, or a name such as localhost.")
     public var host: String = "127.0.0.1"
 
     @Option(help: "TCP port to listen on; 0 lets the kernel pick one (announced on the readiness line).")
@@ -28,8 +28,10 @@ public struct ServerOptions: ParsableArguments, Sendable {
     public init() {}
 
     public func validate() throws {
-        guard IPv4Address(host) != nil else {
-            throw ValidationError("--host must be an IPv4 address such as 127.0.0.1, got '\(host)'")
+        do {
+            _ = try SocketAddress.resolve(host, port: 0)
+        } catch {
+            throw ValidationError("--host: \(error)")
         }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, got \(port)") }
         guard (0...65535).contains(statsPort) else {

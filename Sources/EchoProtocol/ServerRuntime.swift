@@ -20,7 +20,7 @@ public final class ServerRuntime: Sendable {
     public let options: ServerOptions
     public let counters: ServerCounters
     public let startedAt: ContinuousClock.Instant
-    public let statsAddress: IPv4Address
+    public let statsAddress: SocketAddress
     private let stop = Mutex(StopState.waiting)
 
     /// The signal thread starts with the runtime, before the readiness line, so the server's thread
@@ -48,7 +48,7 @@ public final class ServerRuntime: Sendable {
         return runtime
     }
 
-    private init(variant: String, options: ServerOptions, statsAddress: IPv4Address, counters: ServerCounters,
+    private init(variant: String, options: ServerOptions, statsAddress: SocketAddress, counters: ServerCounters,
                  startedAt: ContinuousClock.Instant) {
         self.variant = variant
         self.options = options
@@ -63,11 +63,13 @@ public final class ServerRuntime: Sendable {
 
     /// Prints the readiness line for the listening socket `fd`, then any extra lines, and flushes.
     public func announce(listening fd: Int32, extra: [String] = []) {
-        let address = Listener.boundAddress(of: fd) ?? IPv4Address(options.host, port: options.port)!
+        let address = Listener.boundAddress(of: fd)
+            ?? (try? SocketAddress.resolve(options.host, port: options.port))?.first
+            ?? SocketAddress("127.0.0.1", port: options.port)!
         announce(listening: address, extra: extra)
     }
 
-    public func announce(listening address: IPv4Address, extra: [String] = []) {
+    public func announce(listening address: SocketAddress, extra: [String] = []) {
         let line = ReadinessLine(listening: address, stats: statsAddress, pid: getpid(), variant: variant)
         Lifecycle.printLine(line.description)
         extra.forEach(Lifecycle.printLine)

@@ -9,7 +9,7 @@ public enum StatsEndpoint {
     /// Listens on `host:port` and answers each connection with `snapshot()` on a background thread.
     /// Returns the bound address (the real port when `port` is 0).
     public static func start(host: String, port: Int, snapshot: @escaping @Sendable () -> ServerSnapshot)
-        throws(StartupError) -> IPv4Address
+        throws(StartupError) -> SocketAddress
     {
         let fd = try Listener.open(host: host, port: port, backlog: 64, nonBlocking: false)[0]
         guard let address = Listener.boundAddress(of: fd) else {
@@ -37,8 +37,8 @@ public enum StatsEndpoint {
     }
 
     /// Reads one snapshot from a stats endpoint; used by tests and the load generator.
-    public static func fetch(from address: IPv4Address, timeoutSeconds: Int = 5) throws -> ServerSnapshot {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    public static func fetch(from address: SocketAddress, timeoutSeconds: Int = 5) throws -> ServerSnapshot {
+        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw StartupError("cannot create a socket: \(errnoDescription(errno))") }
         defer { close(fd) }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)

@@ -66,6 +66,18 @@ struct ConformanceSuite {
         try withServer(spec) { try Conformance.stopsOnSigtermWithOpenConnections($0) }
     }
 
+    /// `--host` as people type it: IPv6 loopback, and a name (its IPv4 address first).
+    @Test(arguments: allServers)
+    func listensOnIPv6AndOnNames(_ spec: ServerSpec) throws {
+        for (host, expected) in [("::1", "::1"), ("localhost", "127.0.0.1")] {
+            try withServer(spec, extra: ["--host", host]) { server in
+                #expect(server.address.host == expected, "--host \(host) listened on \(server.address)")
+                try Conformance.echoesExactly(server, size: 1000)
+                #expect(try server.snapshot().counters?.accepted == 1)
+            }
+        }
+    }
+
     @Test(arguments: allServers)
     func secondServerOnSamePortFails(_ spec: ServerSpec) throws {
         try Conformance.secondServerOnSamePortFails(spec)

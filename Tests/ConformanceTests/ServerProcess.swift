@@ -51,7 +51,7 @@ final class ServerProcess: @unchecked Sendable {
     private(set) var ready: ReadinessLine?
 
     var pid: Int32 { process.processIdentifier }
-    var address: IPv4Address { ready!.listening }
+    var address: SocketAddress { ready!.listening }
 
     /// Starts `spec` with `--port 0` unless the arguments name a port, and `extra` arguments.
     /// `shellPrefix` runs it through `/bin/sh -c 'PREFIX; exec SERVER ...'` (e.g. `ulimit -Hn 64`).

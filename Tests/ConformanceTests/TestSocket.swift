@@ -13,8 +13,8 @@ final class TestSocket: @unchecked Sendable {
     let fd: Int32
     private var isClosed = false
 
-    init(connectingTo address: IPv4Address, timeout: Double = 10) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    init(connectingTo address: SocketAddress, timeout: Double = 10) throws {
+        fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw ConformanceFailure("socket(): \(errnoDescription(errno))") }
         setTimeout(timeout)
         let result = address.withSockaddr { connect(fd, $0, $1) }

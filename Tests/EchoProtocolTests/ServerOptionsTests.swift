@@ -11,6 +11,11 @@ struct ServerOptionsTests {
         #expect(options.bufferSize == 16 * 1024)
     }
 
+    @Test(arguments: ["localhost", "::1", "::", "0.0.0.0", "127.0.0.2"])
+    func hostTakesNamesAndBothFamilies(_ host: String) throws {
+        #expect(try ServerOptions.parse(["--host", host]).host == host)
+    }
+
     @Test func bufferSizeAcceptsUnits() throws {
         #expect(try ServerOptions.parse(["--buffer-size", "64K"]).bufferSize == 65_536)
         #expect(try ServerOptions.parse(["--buffer-size", "1MiB"]).bufferSize == 1 << 20)
@@ -18,7 +23,7 @@ struct ServerOptionsTests {
     }
 
     @Test(arguments: [
-        ["--port", "70000"], ["--port", "-1"], ["--port", "x"], ["--host", "localhost"], ["--host", "1.2.3"],
+        ["--port", "70000"], ["--port", "-1"], ["--port", "x"], ["--host", "nosuch.invalid"], ["--host", "1.2.3"],
         ["--backlog", "0"], ["--buffer-size", "0"], ["--buffer-size", "1T"], ["--buffer-size", "65M"],
         ["--max-connections", "0"], ["--stats-port", "65536"], ["--port", "9000", "--stats-port", "9000"],
     ])

@@ -53,8 +53,8 @@ struct ServerSnapshotTests {
 struct ReadinessLineTests {
     @Test func roundTripsThroughText() throws {
         let line = ReadinessLine(
-            listening: try #require(IPv4Address("127.0.0.1", port: 40000)),
-            stats: try #require(IPv4Address("127.0.0.1", port: 40001)), pid: 1234, variant: "libev")
+            listening: try #require(SocketAddress("127.0.0.1", port: 40000)),
+            stats: try #require(SocketAddress("127.0.0.1", port: 40001)), pid: 1234, variant: "libev")
         #expect(line.description == "listening 127.0.0.1:40000 stats=127.0.0.1:40001 pid=1234 variant=libev")
         #expect(ReadinessLine(parsing: line.description) == line)
     }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
 import EchoProtocol
 import Testing
@@ -44,5 +47,40 @@ struct UnitsTests {
         #expect(TextFormat.grouped(-1234567) == "-1,234,567")
         #expect(TextFormat.csvField("a\r\nb") == "\"a\r\nb\"")
         #expect(TextFormat.csvField("say \"hi\"") == "\"say \"\"hi\"\"\"")
+    }
+}
+
+/// Addresses as people type them (SocketAddress).
+struct SocketAddressTests {
+    @Test func numericAddressesOfBothFamiliesRoundTrip() {
+        #expect(SocketAddress(hostAndPort: "127.0.0.1:7007")?.description == "127.0.0.1:7007")
+        #expect(SocketAddress(hostAndPort: "[::1]:7007")?.description == "[::1]:7007")
+        #expect(SocketAddress(hostAndPort: "[::1]:7007")?.family == AF_INET6)
+        #expect(SocketAddress(hostAndPort: "::1:7007") == nil)  // the port cannot be told apart
+        #expect(SocketAddress(hostAndPort: "127.0.0.1:70000") == nil)
+        #expect(SocketAddress(hostAndPort: "localhost:7007") == nil)  // names need resolve
+    }
+
+    @Test func namesResolveIPv4First() throws {
+        let addresses = try SocketAddress.resolve(hostAndPort: "localhost:7007")
+        #expect(addresses.first?.description == "127.0.0.1:7007")
+        #expect(addresses.allSatisfy { $0.port == 7007 })
+    }
+
+    @Test func anUnknownNameIsOneLine() {
+        #expect(throws: StartupError.self) { try SocketAddress.resolve("nosuch.invalid", port: 1) }
+        do {
+            _ = try SocketAddress.resolve("nosuch.invalid", port: 1)
+        } catch {
+            #expect(error.description.hasPrefix("cannot resolve 'nosuch.invalid': "))
+            #expect(!error.description.contains("\n"))
+        }
+    }
+
+    @Test func aBoundIPv6SocketReportsItsAddress() throws {
+        let fd = try Listener.open(host: "::1", port: 0, backlog: 1, nonBlocking: false)[0]
+        defer { close(fd) }
+        let local = try #require(Listener.boundAddress(of: fd))
+        #expect(local.host == "::1" && local.port > 0)
     }
 }

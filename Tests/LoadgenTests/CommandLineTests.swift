@@ -74,6 +74,30 @@ struct CommandLineTests {
         #expect(result.errors.total == 0 && result.messages > 0 && result.connections.established == 4)
     }
 
+    /// `--target` as people type it: a name, or IPv6 in brackets; the run reaches the server.
+    @Test(arguments: [("localhost", "127.0.0.1"), ("[::1]", "::1")])
+    func targetsAsPeopleTypeThemAreReached(target: String, serverHost: String) throws {
+        let server = try TestEchoServer(host: serverHost)
+        defer { server.stop() }
+        let outcome = try Self.loadgen([
+            "run", "--target", "\(target):\(server.address.port)", "-c", "2", "--duration", "200ms", "--warmup", "0s",
+            "--json",
+        ])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        let result = try JSONDecoder().decode(LoadResult.self, from: Data(outcome.stdout.utf8))
+        #expect(result.connections.established == 2 && result.errors.total == 0)
+        #expect(result.target == SocketAddress(serverHost, port: server.address.port)!.description)
+    }
+
+    @Test(arguments: [["--target", "nosuch.invalid:7007"], ["--target", "::1:7007"], ["--server-stats", "nosuch.invalid:1"]])
+    func unusableAddressesAreOneLineUsageErrors(_ arguments: [String]) throws {
+        let outcome = try Self.loadgen(["run"] + arguments)
+        #expect(outcome.status == 64)
+        let lines = outcome.stderr.split(separator: "\n").filter { !$0.isEmpty && !$0.hasPrefix("Usage") && !$0.hasPrefix("  See") }
+        #expect(lines.count == 1, "\(outcome.stderr)")
+        #expect(outcome.stderr.contains(arguments[0]), "\(outcome.stderr)")
+    }
+
     @Test func usageErrorsExit64() throws {
         let outcome = try Self.loadgen(["run", "-c", "0"])
         #expect(outcome.status == 64)

@@ -40,7 +40,7 @@ struct ParsingTests {
     @Test(arguments: [
         ["run", "-c", "0"], ["run", "-c", "-5"], ["run", "-c", "abc"], ["run", "--connections", "1.5"],
         ["run", "--duration", "-1s"], ["run", "--duration", "0s"], ["run", "--depth", "0"], ["run", "--rate", "0"],
-        ["run", "--size", "0"], ["run", "--target", "localhost:7"], ["run", "--target", "127.0.0.1"],
+        ["run", "--size", "0"], ["run", "--target", "nosuch.invalid:7"], ["run", "--target", "127.0.0.1"],
         ["run", "--cpus", "x"], ["run", "--server-pid", "1", "--server-stats", "127.0.0.1:9"],
         ["idle", "-c", "0"], ["idle", "--hold", "soon"],
     ])
@@ -77,6 +77,6 @@ struct ParsingTests {
         defer { close(fd) }
         let address = Listener.boundAddress(of: fd)!
         #expect(ListeningSocketOwner.listeningInodes(port: address.port, address: address).count == 1)
-        #expect(ListeningSocketOwner.listeningInodes(port: address.port, address: IPv4Address("127.0.0.2")!).isEmpty)
+        #expect(ListeningSocketOwner.listeningInodes(port: address.port, address: SocketAddress("127.0.0.2")!).isEmpty)
     }
 }

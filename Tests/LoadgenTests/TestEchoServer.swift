@@ -28,15 +28,15 @@ final class TestEchoServer: @unchecked Sendable {
     }
 
     struct Record: Sendable {
-        var peers: [IPv4Address] = []
+        var peers: [SocketAddress] = []
         var bytesEchoed = 0
         var statsServed = 0
         /// Connections open at each stats request.
         var openAtStats: [Int] = []
     }
 
-    let address: IPv4Address
-    private(set) var statsAddress: IPv4Address?
+    let address: SocketAddress
+    private(set) var statsAddress: SocketAddress?
     private let behaviour: Behaviour
     private let listenFD: Int32
     private let statsFD: Int32
@@ -44,9 +44,9 @@ final class TestEchoServer: @unchecked Sendable {
     private var thread: JoinableThread?
     private let recorded = Mutex(Record())
 
-    init(_ behaviour: Behaviour = .echo, statsEndpoint: Bool = false) throws {
+    init(_ behaviour: Behaviour = .echo, statsEndpoint: Bool = false, host: String = "127.0.0.1") throws {
         self.behaviour = behaviour
-        listenFD = try Listener.open(host: "127.0.0.1", port: 0, backlog: 1024, nonBlocking: false)[0]
+        listenFD = try Listener.open(host: host, port: 0, backlog: 1024, nonBlocking: false)[0]
         address = Listener.boundAddress(of: listenFD)!
         if statsEndpoint {
             statsFD = try Listener.open(host: "127.0.0.1", port: 0, backlog: 16, nonBlocking: false)[0]
@@ -109,7 +109,7 @@ final class TestEchoServer: @unchecked Sendable {
                     }
                     guard fd >= 0 else { continue }
                     Listener.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
-                    recorded.withLock { $0.peers.append(IPv4Address(peer)) }
+                    recorded.withLock { $0.peers.append(SocketAddress(peer)) }
                     clients.append(Client(fd: fd, number: accepted))
                     accepted += 1
                 } else {

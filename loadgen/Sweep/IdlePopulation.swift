@@ -36,7 +36,7 @@ final class IdlePopulation {
     /// and their echoes come back within `timeoutSeconds` more. Stops after the first batch in which a
     /// connection could not be made or none got its echo, since later ones would fail the same way.
     init(
-        target: IPv4Address, count: Int, timeoutSeconds: Int = 10, progress: (Int) -> Void = { _ in },
+        target: SocketAddress, count: Int, timeoutSeconds: Int = 10, progress: (Int) -> Void = { _ in },
         shouldStop: () -> Bool = { false }
     ) {
         descriptors.reserveCapacity(count)
@@ -80,9 +80,9 @@ final class IdlePopulation {
     deinit { closeAll() }
 
     /// 127.0.0.1, then 127.0.0.2, … : one per `connectionsPerSourceAddress` connections.
-    static func sourceAddresses(for count: Int) -> [IPv4Address] {
+    static func sourceAddresses(for count: Int) -> [SocketAddress] {
         let needed = max(1, (count + connectionsPerSourceAddress - 1) / connectionsPerSourceAddress)
-        return (1...min(needed, 254)).map { IPv4Address("127.0.0.\($0)")! }
+        return (1...min(needed, 254)).map { SocketAddress("127.0.0.\($0)")! }
     }
 
     /// Closes `count` of the held connections (the loaded phase replaces them by active ones, so the
@@ -106,8 +106,8 @@ final class IdlePopulation {
     }
 
     /// A connected socket on which the message has been sent, or nil (counted) if that failed by `deadline`.
-    private func connectAndSend(_ target: IPv4Address, from source: IPv4Address?, deadline: UInt64) -> Int32? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    private func connectAndSend(_ target: SocketAddress, from source: SocketAddress?, deadline: UInt64) -> Int32? {
+        let fd = socket(target.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else {
             fail(connect: "socket: \(errnoDescription(errno))")
             return nil

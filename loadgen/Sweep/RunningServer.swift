@@ -9,9 +9,9 @@ import Synchronization
 final class RunningServer {
     let server: SweptServer
     let child: ChildProcess
-    let address: IPv4Address
+    let address: SocketAddress
     /// From the readiness line; nil for a foreign server (read from /proc).
-    let statsAddress: IPv4Address?
+    let statsAddress: SocketAddress?
 
     var pid: Int32 { child.pid }
 
@@ -41,7 +41,7 @@ final class RunningServer {
             throw SweepFailure("cannot start \(server.commandLine): \(error)")
         }
 
-        var ready: (IPv4Address, IPv4Address?)?
+        var ready: (SocketAddress, SocketAddress?)?
         switch server.launch {
         case .variant:
             if let line = child.output.waitForLine(timeout: readyTimeout, where: { ReadinessLine(parsing: $0) != nil }),
@@ -50,7 +50,7 @@ final class RunningServer {
                 ready = (readiness.listening, readiness.stats)
             }
         case .foreign:
-            let target = IPv4Address("127.0.0.1", port: port)!
+            let target = SocketAddress("127.0.0.1", port: port)!
             if Self.waitUntilAccepting(target, while: { [child] in child.isRunning }, timeout: readyTimeout) {
                 ready = (target, nil)
             }
@@ -118,10 +118,10 @@ final class RunningServer {
     }
 
     /// Tries to connect every 20 ms until it works, `alive()` turns false, or `timeout` seconds pass.
-    static func waitUntilAccepting(_ target: IPv4Address, while alive: () -> Bool, timeout: Double) -> Bool {
+    static func waitUntilAccepting(_ target: SocketAddress, while alive: () -> Bool, timeout: Double) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline && alive() {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            let fd = socket(target.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             if fd >= 0 {
                 let connected = target.withSockaddr { connect(fd, $0, $1) } == 0
                 close(fd)

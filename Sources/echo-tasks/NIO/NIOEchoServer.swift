@@ -20,8 +20,11 @@ struct NIOEchoServer: Sendable {
     /// returns with every connection closed.
     func runUntilStopped(_ stopRequested: AsyncStream<Never>) async {
         let listener = await bind()
-        let port = listener.channel.localAddress?.port ?? options.port
-        runtime.announce(listening: IPv4Address(options.host, port: port)!)
+        let local = listener.channel.localAddress
+        let bound = local.flatMap { address in
+            address.ipAddress.flatMap { EchoProtocol.SocketAddress($0, port: address.port ?? options.port) }
+        }
+        runtime.announce(listening: bound ?? EchoProtocol.SocketAddress("127.0.0.1", port: options.port)!)
 
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await serve(listener) }
@@ -36,6 +39,8 @@ struct NIOEchoServer: Sendable {
         let limits = NIOEchoConnection.Limits(bufferSize: options.bufferSize)
         let counters = runtime.counters
         let maxConnections = options.maxConnections
+        // The address every server binds for --host (a name: its first address, IPv4 first).
+        let host = (try? EchoProtocol.SocketAddress.resolve(options.host, port: 0).first?.host) ?? options.host
         do {
             return try await ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: Int32(clamping: options.backlog))
@@ -46,7 +51,7 @@ struct NIOEchoServer: Sendable {
                 // One read per readiness event: with one chunk allowed in flight (see `admit`),
                 // further reads in the same cycle would only pile up behind it.
                 .childChannelOption(.maxMessagesPerRead, value: 1)
-                .bind(host: options.host, port: options.port) { channel in
+                .bind(host: host, port: options.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try NIOEchoConnection.admit(channel, counters: counters, limit: maxConnections)
                     }
