@@ -1,6 +1,6 @@
 #!/bin/sh
 # Builds the reference servers into OUTDIR (default .build-peers): the two C ones always, the Go one
-# when `go` is installed. Run from anywhere; `make peers` calls it.
+# and handoff-go when `go` is installed. Run from anywhere; `make peers` calls it.
 set -e
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-.build-peers}
@@ -11,8 +11,10 @@ $cc -O2 -Wall -o "$out/c-epoll-echo" "$here/c-epoll-echo.c"
 echo "peers: built $out/c-threads-echo and $out/c-epoll-echo"
 if command -v go >/dev/null 2>&1; then
     out_abs=$(cd "$out" && pwd)
-    (cd "$here/go-echo" && GOFLAGS=-mod=mod GOCACHE="$out_abs/.gocache" go build -o "$out_abs/go-echo" .)
-    echo "peers: built $out/go-echo"
+    for program in go-echo handoff-go; do
+        (cd "$here/$program" && GOFLAGS=-mod=mod GOCACHE="$out_abs/.gocache" go build -o "$out_abs/$program" .)
+        echo "peers: built $out/$program"
+    done
 else
-    echo "peers: go-echo skipped: Go is not installed (apt-get install -y golang-go)"
+    echo "peers: go-echo and handoff-go skipped: Go is not installed (apt-get install -y golang-go)"
 fi

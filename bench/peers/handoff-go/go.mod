@@ -1,0 +1,3 @@
+module echo-lab/handoff-go
+
+go 1.19
