@@ -25,6 +25,25 @@ public struct ServerOptions: ParsableArguments, Sendable {
     @Option(help: "Port of the stats endpoint (one JSON snapshot per connection); 0 lets the kernel pick.")
     public var statsPort: Int = 0
 
+    @Option(
+        help: ArgumentHelp("CPU-bound work per message, after its read and before its echo: spinning, not a sleep (e.g. 20us).", valueName: "duration"),
+        transform: DurationText.parseWithUnit)
+    public var work: Duration?
+
+    @Option(
+        help: ArgumentHelp("A blocking call (nanosleep) of this length every --block-every messages, on the thread that handles the message (e.g. 5ms).", valueName: "duration"),
+        transform: DurationText.parseWithUnit)
+    public var block: Duration?
+
+    @Option(help: ArgumentHelp("How often --block happens: every Nth message (default 1).", valueName: "n"))
+    public var blockEvery: Int?
+
+    @Option(help: ArgumentHelp("Run --block on a pool of N threads instead (echo-libev, echo-tasks); the connection is not read meanwhile.", valueName: "n"))
+    public var offload: Int?
+
+    /// `--work`, `--block`, `--block-every` together.
+    public var messageCost: MessageCost { MessageCost(work: work, block: block, blockEvery: blockEvery ?? 1) }
+
     public init() {}
 
     public func validate() throws {
@@ -45,6 +64,20 @@ public struct ServerOptions: ParsableArguments, Sendable {
         }
         guard (1...ByteCount.maxBufferSize).contains(bufferSize) else {
             throw ValidationError("--buffer-size must be 1 B...64 MiB, got \(bufferSize)")
+        }
+        if let work, !(work > .zero && work <= .seconds(1)) {
+            throw ValidationError("--work must be above 0 and at most 1s, got \(DurationText.describe(work))")
+        }
+        if let block, !(block > .zero && block <= .seconds(10)) {
+            throw ValidationError("--block must be above 0 and at most 10s, got \(DurationText.describe(block))")
+        }
+        if let blockEvery {
+            guard block != nil else { throw ValidationError("--block-every needs --block") }
+            guard blockEvery >= 1 else { throw ValidationError("--block-every must be at least 1, got \(blockEvery)") }
+        }
+        if let offload {
+            guard block != nil else { throw ValidationError("--offload needs --block (it runs the blocking call elsewhere)") }
+            guard (1...1024).contains(offload) else { throw ValidationError("--offload must be 1...1024, got \(offload)") }
         }
         guard maxConnections >= 1 else {
             throw ValidationError("--max-connections must be at least 1, got \(maxConnections)")

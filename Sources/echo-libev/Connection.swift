@@ -81,7 +81,15 @@ extension EventLoop {
         let count = read(fd, readBuffer.baseAddress, readBuffer.count)
         if count > 0 {
             tally.pointee.received += count
-            send(UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]), on: connection)
+            let bytes = UnsafeRawBufferPointer(rebasing: readBuffer[0..<count])
+            if !cost.isNone {
+                cost.work()
+                if cost.blocks(&messages) {
+                    if offload != nil { return offloadBlockingCall(then: bytes, on: connection) }
+                    cost.blockingCall()  // on the loop's thread: every connection of the loop waits
+                }
+            }
+            send(bytes, on: connection)
         } else if count == 0 {
             close(connection)  // end of stream; nothing is pending, or we would not have read
         } else if errno != EAGAIN && errno != EINTR {
@@ -141,6 +149,37 @@ extension EventLoop {
         pending.free()
         connection.pointee.pending = nil
         watch(connection, for: clibev_read())
+    }
+
+    /// `--offload`: the blocking call runs on the pool. Meanwhile the connection's watcher is stopped
+    /// (neither read nor written: the backpressure rule holds) and the bytes wait in `pending`, the
+    /// read buffer being the loop's; when the call is done, `resumeOffloaded` sends them.
+    func offloadBlockingCall(then bytes: UnsafeRawBufferPointer, on connection: UnsafeMutablePointer<Connection>) {
+        guard let offload, let pending = PendingBytes(copying: bytes) else {
+            close(connection)
+            return
+        }
+        connection.pointee.pending = pending
+        ev_io_stop(loop, connection.watcher)
+        let address = UInt(bitPattern: connection)
+        offload.submit { [self] in
+            cost.blockingCall()
+            offloadsDone.withLock { $0.append(address) }
+            ev_async_send(loop, offloadWatcher)
+        }
+    }
+
+    /// On the loop's thread: the offloaded calls are done; each connection drains its pending
+    /// bytes (watching EV_WRITE, which the draining path turns back to EV_READ when they are sent).
+    func resumeOffloaded() {
+        let done = offloadsDone.withLock { done in
+            defer { done.removeAll() }
+            return done
+        }
+        for address in done {
+            guard let connection = UnsafeMutablePointer<Connection>(bitPattern: address) else { continue }
+            watch(connection, for: clibev_write())
+        }
     }
 
     /// Closes the socket and frees everything the connection owned.

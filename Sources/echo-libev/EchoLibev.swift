@@ -40,9 +40,10 @@ struct EchoLibev: ParsableCommand {
             try Listener.open(
                 host: server.host, port: server.port, backlog: server.backlog, count: loops, nonBlocking: true)
         }
+        let offload = server.offload.map { BlockingPool(threads: $0) }
         let eventLoops = runtime.orExit {
             try listeners.enumerated().map { index, listener in
-                try EventLoop(index: index, listener: listener, runtime: runtime)
+                try EventLoop(index: index, listener: listener, runtime: runtime, offload: offload)
             }
         }
         // The signal thread only wakes the loops; each loop closes its own connections on its own thread.

@@ -1,5 +1,6 @@
 import CLibev
 import EchoProtocol
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,6 +26,16 @@ final class EventLoop: @unchecked Sendable {
     let counters: ServerCounters
     let maxConnections: Int
 
+    /// `--work` / `--block` on every message, and the count of messages that decides which block.
+    let cost: MessageCost
+    var messages = 0
+    /// `--offload N`: where blocking calls run instead of this loop's thread (one pool shared by the
+    /// loops, so at most N run at once); nil runs them here.
+    let offload: BlockingPool?
+    /// Connections whose offloaded call has finished, as addresses, posted by the pool's threads;
+    /// `offloadWatcher` wakes the loop to resume them.
+    let offloadsDone = Mutex<[UInt]>([])
+
     /// Every read of every connection on this loop lands here and is written straight back, so an
     /// idle connection owns no buffer at all. `--buffer-size` bytes.
     let readBuffer: UnsafeMutableRawBufferPointer
@@ -35,6 +46,7 @@ final class EventLoop: @unchecked Sendable {
     let acceptWatcher: UnsafeMutablePointer<ev_io>
     let acceptRetryTimer: UnsafeMutablePointer<ev_timer>
     let stopWatcher: UnsafeMutablePointer<ev_async>
+    let offloadWatcher: UnsafeMutablePointer<ev_async>
     let tallyWatcher: UnsafeMutablePointer<ev_check>
 
     /// Bytes echoed since the end of the last loop iteration. Plain integers the hot path bumps
@@ -56,7 +68,7 @@ final class EventLoop: @unchecked Sendable {
     var connections: [UnsafeMutablePointer<Connection>?] = []
 
     /// Creates the loop and starts watching `listener`; `run` then serves it.
-    init(index: Int, listener: Int32, runtime: ServerRuntime) throws(StartupError) {
+    init(index: Int, listener: Int32, runtime: ServerRuntime, offload: BlockingPool?) throws(StartupError) {
         // epoll is what this server is about; any other backend is a fallback worth a warning.
         var created = ev_loop_new(clibev_backend_epoll())
         if created == nil {
@@ -70,11 +82,14 @@ final class EventLoop: @unchecked Sendable {
         self.listener = listener
         self.counters = runtime.counters
         self.maxConnections = runtime.options.maxConnections
+        self.cost = runtime.options.messageCost
+        self.offload = offload
         self.readBuffer = .allocate(byteCount: runtime.options.bufferSize, alignment: LoopBlock.cacheLine)
         let block = LoopBlock.allocate()
         self.acceptWatcher = block.pointer(to: \.acceptWatcher)!
         self.acceptRetryTimer = block.pointer(to: \.acceptRetryTimer)!
         self.stopWatcher = block.pointer(to: \.stopWatcher)!
+        self.offloadWatcher = block.pointer(to: \.offloadWatcher)!
         self.tallyWatcher = block.pointer(to: \.tallyWatcher)!
         self.tally = block.pointer(to: \.tally)!
         self.spareFD = Self.openSpare()
@@ -88,6 +103,8 @@ final class EventLoop: @unchecked Sendable {
         clibev_timer_init(acceptRetryTimer, acceptRetryDue, Self.acceptRetryDelay, 0)
         clibev_async_init(stopWatcher, stopRequested)
         ev_async_start(loop, stopWatcher)
+        clibev_async_init(offloadWatcher, offloadFinished)
+        ev_async_start(loop, offloadWatcher)
         clibev_check_init(tallyWatcher, iterationEnded)
         ev_check_start(loop, tallyWatcher)
     }
@@ -121,6 +138,7 @@ final class EventLoop: @unchecked Sendable {
         ev_io_stop(loop, acceptWatcher)
         ev_timer_stop(loop, acceptRetryTimer)
         ev_async_stop(loop, stopWatcher)
+        ev_async_stop(loop, offloadWatcher)
         Glibc.close(listener)
         if spareFD >= 0 { Glibc.close(spareFD) }
         spareFD = -1
@@ -157,6 +175,11 @@ private func stopRequested(_ loop: OpaquePointer?, _ watcher: UnsafeMutablePoint
     EventLoop.with(loop) { $0.stop() }
 }
 
+/// libev calls this when the pool has finished offloaded calls (`EventLoop.offload`).
+private func offloadFinished(_ loop: OpaquePointer?, _ watcher: UnsafeMutablePointer<ev_async>?, _ revents: Int32) {
+    EventLoop.with(loop) { $0.resumeOffloaded() }
+}
+
 /// libev calls this at the end of every loop iteration.
 private func iterationEnded(_ loop: OpaquePointer?, _ watcher: UnsafeMutablePointer<ev_check>?, _ revents: Int32) {
     EventLoop.with(loop) { $0.flushTally() }
@@ -171,6 +194,7 @@ struct LoopBlock {
     var acceptWatcher = ev_io()
     var acceptRetryTimer = ev_timer()
     var stopWatcher = ev_async()
+    var offloadWatcher = ev_async()
     var tallyWatcher = ev_check()
     var tally = ByteTally()
 

@@ -60,6 +60,9 @@ struct EchoTasks: ParsableCommand {
         case .nio:
             if loops != nil { throw ValidationError("--loops applies to --io poller only (use --threads)") }
             if readUntilEagain { throw ValidationError("--read-until-eagain applies to --io poller only") }
+            if server.work != nil || server.block != nil {
+                throw ValidationError("--work and --block apply to --io poller only")
+            }
             if let threads, !(1...1024).contains(threads) {
                 throw ValidationError("--threads must be 1...1024, got \(threads)")
             }
@@ -93,7 +96,9 @@ struct EchoTasks: ParsableCommand {
         }
         // 3. The one root task, on loop 0: the server and, below it, every connection. When it
         //    returns, every connection is closed, and the loops stop.
-        let echoServer = PollerEchoServer(runtime: runtime, group: group, listeners: listeners, tallies: tallies)
+        let echoServer = PollerEchoServer(
+            runtime: runtime, group: group, listeners: listeners, tallies: tallies,
+            offload: server.offload.map { BlockingPool(threads: $0) })
         let root = Task(executorPreference: group.loops[0]) {
             await echoServer.serve()
             group.stop()

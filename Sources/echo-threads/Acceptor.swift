@@ -13,6 +13,7 @@ final class Acceptor: Sendable {
     let runtime: ServerRuntime
     let bufferSize: Int
     let blocks: ConnectionBlock
+    let cost: MessageCost
     private let stopping = Atomic<Bool>(false)
 
     init(listenFD: Int32, attributes: ThreadAttributes, connections: OpenConnections, runtime: ServerRuntime) {
@@ -22,6 +23,7 @@ final class Acceptor: Sendable {
         self.runtime = runtime
         self.bufferSize = runtime.options.bufferSize
         self.blocks = ConnectionBlock(bufferSize: runtime.options.bufferSize)
+        self.cost = runtime.options.messageCost
     }
 
     /// Makes `run` return: shutting the listening socket down fails the blocked `accept` with EINVAL.

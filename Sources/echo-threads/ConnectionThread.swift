@@ -47,7 +47,8 @@ func connectionThreadMain(_ argument: UnsafeMutableRawPointer?) -> UnsafeMutable
     let fd = block.load(fromByteOffset: 8, as: Int32.self)
     let counters = acceptor.runtime.counters
 
-    echo(fd, buffer: block + ConnectionBlock.headerSize, capacity: acceptor.bufferSize, counters: counters)
+    echo(fd, buffer: block + ConnectionBlock.headerSize, capacity: acceptor.bufferSize, counters: counters,
+         cost: acceptor.cost)
 
     acceptor.connections.remove(fd)
     close(fd)
@@ -59,7 +60,11 @@ func connectionThreadMain(_ argument: UnsafeMutableRawPointer?) -> UnsafeMutable
 /// Blocking echo: read what is there (up to `capacity`), write all of it back, repeat.
 /// While a write blocks nothing is read, so the connection never holds more than one buffer.
 /// On EOF everything read has already been written back, so the caller can close at once.
-private func echo(_ fd: Int32, buffer: UnsafeMutableRawPointer, capacity: Int, counters: ServerCounters) {
+/// `--work` and `--block` (MessageCost) run here, on the connection's own thread, after each read.
+private func echo(
+    _ fd: Int32, buffer: UnsafeMutableRawPointer, capacity: Int, counters: ServerCounters, cost: MessageCost
+) {
+    var messages = 0
     while true {
         let received = read(fd, buffer, capacity)
         if received < 0 {
@@ -68,6 +73,7 @@ private func echo(_ fd: Int32, buffer: UnsafeMutableRawPointer, capacity: Int, c
         }
         if received == 0 { return }  // EOF
         counters.received(received)
+        cost.applyInline(&messages)
         // Partial writes and EINTR are retried; false means EPIPE or a reset: the peer is gone.
         guard writeAll(fd, UnsafeRawBufferPointer(start: buffer, count: received)) else { return }
         counters.sent(received)

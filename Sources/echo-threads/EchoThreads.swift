@@ -28,6 +28,10 @@ struct EchoThreads: ParsableCommand {
     var stackSize: Int?
 
     func validate() throws {
+        if server.offload != nil {
+            // A thread per connection has nothing to offload from: its blocking call blocks only itself.
+            throw ValidationError("--offload applies to echo-libev and echo-tasks")
+        }
         guard let stackSize else { return }
         let minimum = ThreadAttributes.minimumStackSize
         guard stackSize >= minimum else {

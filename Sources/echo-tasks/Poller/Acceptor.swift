@@ -20,6 +20,8 @@ struct Acceptor: Sendable {
     let tally: LocalTally
     let counters: ServerCounters
     let maxConnections: Int
+    let cost: MessageCost
+    let offload: BlockingPool?
 
     /// Connections accepted in a row before other tasks on the loop get a turn.
     static let batch = 128
@@ -79,9 +81,16 @@ struct Acceptor: Sendable {
                 warnedOutOfDescriptors = false
                 if spare < 0 { spare = Self.openSpare() }
                 if let connection = admit(fd) {
-                    let (tally, counters) = (tally, counters)
-                    connections.addTask(executorPreference: loop) {
-                        await PollerEchoConnection.echo(connection, tally: tally, counters: counters)
+                    let (tally, counters, cost, offload) = (tally, counters, cost, offload)
+                    if cost.isNone {
+                        connections.addTask(executorPreference: loop) {
+                            await PollerEchoConnection.echo(connection, tally: tally, counters: counters)
+                        }
+                    } else {
+                        connections.addTask(executorPreference: loop) {
+                            await PollerEchoConnection.echo(
+                                connection, tally: tally, counters: counters, cost: cost, offload: offload)
+                        }
                     }
                 }
                 acceptedInARow += 1

@@ -30,4 +30,58 @@ enum PollerEchoConnection {
             // A reset, or cancellation at shutdown: nothing to tell the client; the socket closes.
         }
     }
+
+    /// The same life with `--work` / `--block` on every message (MessageCost), after its read and
+    /// before its echo. A function of its own so the plain echo's idle frame stays as it is.
+    /// Inline, the blocking call holds the loop's thread: every task of the loop waits, as on an
+    /// event loop. With `--offload`, the task awaits the pool instead and its loop runs the others;
+    /// the connection is not read meanwhile.
+    static func echo(
+        _ connection: PollConnection, tally: LocalTally, counters: ServerCounters, cost: MessageCost,
+        offload: BlockingPool?
+    ) async {
+        defer {
+            connection.close()
+            counters.closed()
+        }
+        let buffer = connection.descriptor.loop.scratch
+        var messages = 0
+        do {
+            while let count = try await connection.read(into: buffer) {
+                tally.received(count)
+                let bytes = UnsafeRawBufferPointer(rebasing: buffer[..<count])
+                cost.work()
+                if cost.blocks(&messages) {
+                    if let offload {
+                        try await echoAfterOffloadedCall(bytes, cost: cost, pool: offload, on: connection)
+                        tally.sent(count)
+                        continue
+                    }
+                    cost.blockingCall()
+                }
+                try await connection.write(all: bytes)
+                tally.sent(count)
+            }
+        } catch {
+            // As above.
+        }
+    }
+
+    /// The bytes sit in the loop's scratch buffer, which other tasks reuse while this one waits
+    /// for the pool: so they are copied first.
+    @inline(never)
+    private static func echoAfterOffloadedCall(
+        _ bytes: UnsafeRawBufferPointer, cost: MessageCost, pool: BlockingPool, on connection: PollConnection
+    ) async throws {
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
+        defer { copy.deallocate() }
+        copy.copyMemory(from: bytes)
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            pool.submit {
+                cost.blockingCall()
+                done.resume()  // the task goes back to its loop's queue (its executor preference)
+            }
+        }
+        try await connection.write(all: UnsafeRawBufferPointer(copy))
+    }
 }

@@ -22,6 +22,8 @@ struct PollerEchoServer: Sendable {
     let listeners: [Int32]
     /// One tally per loop, published at the end of each of its iterations.
     let tallies: [LocalTally]
+    /// `--offload N`: the threads that run `--block`'s calls, for every loop; nil runs them inline.
+    let offload: BlockingPool?
 
     /// The server task's body: returns when cancelled, with every connection closed.
     func serve() async {
@@ -30,7 +32,8 @@ struct PollerEchoServer: Sendable {
                 for (index, loop) in group.loops.enumerated() {
                     let acceptor = Acceptor(
                         loop: loop, listener: listeners[index], tally: tallies[index], counters: runtime.counters,
-                        maxConnections: runtime.options.maxConnections)
+                        maxConnections: runtime.options.maxConnections, cost: runtime.options.messageCost,
+                        offload: offload)
                     server.addTask(executorPreference: loop) { try await acceptor.run() }
                 }
             }
