@@ -80,6 +80,43 @@ struct SweepTests {
         for pid in results.steps.compactMap(\.serverPID) { #expect(kill(pid, 0) != 0) }
     }
 
+    /// `--scenario`: every server under every scenario, its options on the server's command line,
+    /// the figures per scenario (a 30 ms block on every message shows in p50), and the bar charts.
+    @Test func scenariosRunEveryServerUnderEveryScenario() throws {
+        let output = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: output) }
+        let scenarios = [SweepScenario("base=")!, SweepScenario("block=--block 30ms --block-every 1")!]
+        var servers = scenarios.flatMap { scenario in Self.variants.compactMap { $0.under(scenario) } }
+        // A foreign server takes no options: it runs in the scenario without any only.
+        let foreign = SweptServer(foreign: "other=exit 3 # {port}")!
+        #expect(foreign.under(scenarios[1]) == nil)
+        servers += scenarios.prefix(1).compactMap { foreign.under($0) }
+        var plan = Self.plan(servers, connections: [10], output: output)
+        plan.scenarios = scenarios
+        let results = try SweepRunner(plan: plan).run()
+
+        #expect(results.steps.map(\.server) == ["threads/base", "libev/base", "threads/block", "libev/block", "other/base"])
+        #expect(results.steps.map(\.scenario) == ["base", "base", "block", "block", "base"])
+        #expect(results.settings.servers[2].command.hasSuffix("--block 30ms --block-every 1"))
+        for step in results.steps.prefix(4) {
+            let p50 = try #require(step.completedLoaded?.p50Microseconds, "\(step.server): \(step.reason ?? "")")
+            #expect(step.scenario == "block" ? p50 >= 25_000 : p50 < 25_000, "\(step.server) p50 \(p50) µs")
+            #expect(step.completedLoaded?.p999Microseconds != nil)
+        }
+        for file in ["scenario-throughput.svg", "scenario-p50.svg", "scenario-p99.svg", "scenario-p999.svg"] {
+            let svg = try String(contentsOf: output.appendingPathComponent(file), encoding: .utf8)
+            #expect(svg.components(separatedBy: "<rect x=").count - 1 >= 4 + 3, "\(file): a bar per server and scenario")
+            #expect(svg.contains(">block<") && svg.contains(">base<"))
+        }
+    }
+
+    @Test func scenarioTextIsParsed() {
+        #expect(SweepScenario("work=--work 20us")?.options == ["--work", "20us"])
+        #expect(SweepScenario("base=")?.options == [])
+        #expect(SweepScenario("=--work 1ms") == nil)
+        #expect(SweepScenario("a b=--work 1ms") == nil)
+    }
+
     @Test func stepThatCannotRunIsRecordedAndTheSweepGoesOn() throws {
         let output = Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: output) }

@@ -314,8 +314,8 @@ extension String {
     }
 }
 
-/// A coordinate with at most one decimal: short files, stable diffs.
-private func n(_ value: Double) -> String {
+/// A coordinate with at most one decimal: short files, stable diffs (every SVG chart of the sweep).
+func n(_ value: Double) -> String {
     let rounded = (value * 10).rounded() / 10
     return rounded == rounded.rounded() ? String(Int(rounded)) : String(rounded)
 }

@@ -34,11 +34,57 @@ enum SweepCharts {
             y: .init(label: "p99 round-trip latency", unit: "µs", scale: .log), value: { $0.completedLoaded?.p99Microseconds }),
     ]
 
+    /// With `--scenario`: the loaded phase's figures, grouped by scenario, a bar per server.
+    static let scenarioDefinitions: [Definition] = [
+        Definition(
+            file: "scenario-throughput.svg", title: "Throughput per scenario",
+            y: .init(label: "throughput", unit: "msgs/s"), value: { $0.completedLoaded?.messagesPerSecond }),
+        Definition(
+            file: "scenario-p50.svg", title: "p50 latency per scenario",
+            y: .init(label: "p50 round-trip latency", unit: "µs", scale: .log), value: { $0.completedLoaded?.p50Microseconds }),
+        Definition(
+            file: "scenario-p99.svg", title: "p99 latency per scenario",
+            y: .init(label: "p99 round-trip latency", unit: "µs", scale: .log), value: { $0.completedLoaded?.p99Microseconds }),
+        Definition(
+            file: "scenario-p999.svg", title: "p99.9 latency per scenario",
+            y: .init(label: "p99.9 round-trip latency", unit: "µs", scale: .log),
+            value: { $0.completedLoaded?.p999Microseconds }),
+        Definition(
+            file: "scenario-context-switches.svg", title: "Server context switches per message, per scenario",
+            y: .init(label: "context switches per message"), value: { $0.completedLoaded?.serverContextSwitchesPerMessage }),
+    ]
+
     /// Every chart of `results`, as (file name, title, SVG text).
     static func render(_ results: SweepResults) -> [(file: String, title: String, svg: String)] {
-        definitions.map { definition in
-            (definition.file, definition.title, chart(definition, results).render())
+        var charts = definitions.map { definition in
+            (file: definition.file, title: definition.title, svg: chart(definition, results).render())
         }
+        if results.steps.contains(where: { $0.scenario != nil }) || !(results.settings.scenarios ?? []).isEmpty {
+            charts += scenarioDefinitions.map { definition in
+                (file: definition.file, title: definition.title, svg: barChart(definition, results).render())
+            }
+        }
+        return charts
+    }
+
+    /// Groups: the scenarios in order; bars: the servers in order; the value of the step at the
+    /// largest connection count (a scenario sweep usually has one).
+    static func barChart(_ definition: Definition, _ results: SweepResults) -> SVGBarChart {
+        let scenarios = (results.settings.scenarios ?? []).map(\.name)
+        var servers: [String] = []
+        for step in results.steps where step.scenario != nil {
+            let base = SweptServer(name: step.server, launch: .foreign(command: ""), scenario: step.scenario).base
+            if !servers.contains(base) { servers.append(base) }
+        }
+        var chart = SVGBarChart(title: definition.title, y: definition.y, categories: scenarios)
+        chart.series = servers.map { server in
+            (name: server, values: scenarios.map { scenario in
+                results.steps.filter { $0.scenario == scenario && $0.server == "\(server)/\(scenario)" }
+                    .max { $0.connections < $1.connections }.flatMap(definition.value)
+            })
+        }
+        chart.footer = footer(results)
+        return chart
     }
 
     /// One series per server, in sweep order, even a server without any point (its legend entry says

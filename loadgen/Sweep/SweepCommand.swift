@@ -47,6 +47,13 @@ struct Sweep: ParsableCommand {
     var foreignServers: [String] = []
 
     @Option(
+        name: .customLong("scenario"),
+        help: ArgumentHelp(
+            "Run every server under a scenario: NAME='SERVER-OPTIONS', e.g. block='--block 5ms --block-every 1000' (base= for none). Repeatable; charted as grouped bars per scenario.",
+            valueName: "name=options"))
+    var scenarios: [String] = []
+
+    @Option(
         help: ArgumentHelp("Connection counts, comma-separated. (default: 100,1000,5000,10000,19000)", valueName: "list"),
         transform: Sweep.counts)
     var connections: [Int] = [100, 1000, 5000, 10000, 19000]
@@ -137,11 +144,30 @@ struct Sweep: ParsableCommand {
             result.append(server)
         }
         guard !result.isEmpty else { throw ValidationError("nothing to sweep: give --servers or --server") }
+        let parsed = try parsedScenarios()
+        if !parsed.isEmpty {
+            // Scenario by scenario, each server in turn: a scenario's bars come from steps run close together.
+            result = parsed.flatMap { scenario in result.compactMap { $0.under(scenario) } }
+        }
         let names = result.map(\.name)
         guard Set(names).count == names.count else {
             throw ValidationError("server names must differ; got \(names.joined(separator: ", "))")
         }
         return result
+    }
+
+    func parsedScenarios() throws -> [SweepScenario] {
+        var parsed: [SweepScenario] = []
+        for text in scenarios {
+            guard let scenario = SweepScenario(text) else {
+                throw ValidationError("--scenario must be NAME='SERVER-OPTIONS' (NAME of letters, digits, - or _), got '\(text)'")
+            }
+            parsed.append(scenario)
+        }
+        guard Set(parsed.map(\.name)).count == parsed.count else {
+            throw ValidationError("scenario names must differ; got \(parsed.map(\.name).joined(separator: ", "))")
+        }
+        return parsed
     }
 
     func pinning() -> SweepPinning {
@@ -158,7 +184,8 @@ struct Sweep: ParsableCommand {
             servers: try sweptServers(in: SweptServer.productsDirectory), connections: connections, active: active,
             messageSize: size, depth: depth, duration: duration, warmup: warmup, hold: hold, threads: threads,
             pinning: pinning(), output: URL(fileURLWithPath: out),
-            commandLine: (["loadgen"] + CommandLine.arguments.dropFirst()).map(Self.shellQuoted).joined(separator: " "))
+            commandLine: (["loadgen"] + CommandLine.arguments.dropFirst()).map(Self.shellQuoted).joined(separator: " "),
+            scenarios: try parsedScenarios())
         let stop = StopRequest()
         Lifecycle.onStopSignal {
             // Stop between steps and phases; end the server now so nothing waits on it.

@@ -22,6 +22,8 @@ struct SweepStep: Codable, Sendable, Equatable {
     }
 
     var server: String
+    /// The `--scenario` this step ran under, if any (then `server` is `SERVER/SCENARIO`).
+    var scenario: String? = nil
     var connections: Int
     var status: Status = .ok
     var reason: String?
@@ -70,6 +72,7 @@ struct SweepStep: Codable, Sendable, Equatable {
         var messagesPerSecond: Double
         var p50Microseconds: Double
         var p99Microseconds: Double
+        var p999Microseconds: Double?
         var serverCPUPercent: Double?
         var serverContextSwitchesPerMessage: Double?
         /// Server VmRSS at the end of the loaded phase, KiB.
@@ -102,6 +105,8 @@ struct SweepSettings: Codable, Sendable, Equatable {
     var pinning: SweepPinning
     /// The sweep's own command line.
     var commandLine: String
+    /// `--scenario`s, in order; nil or empty without.
+    var scenarios: [SweepScenario]? = nil
 }
 
 /// Everything a sweep produced; written as results.json and results.csv after every step, so an

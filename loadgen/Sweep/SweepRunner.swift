@@ -21,6 +21,7 @@ struct SweepPlan: Sendable {
     var pinning = SweepPinning(server: nil, client: nil)
     var output: URL
     var commandLine = "loadgen sweep"
+    var scenarios: [SweepScenario] = []
 }
 
 /// Runs a sweep: for each server, for each connection count, a fresh server, an idle phase and a
@@ -44,7 +45,7 @@ final class SweepRunner {
                 servers: plan.servers.map { .init(name: $0.name, command: $0.commandLine) },
                 connections: plan.connections, active: plan.active, messageSize: plan.messageSize, depth: plan.depth,
                 durationSeconds: plan.duration.seconds, warmupSeconds: plan.warmup.seconds, pinning: plan.pinning,
-                commandLine: plan.commandLine))
+                commandLine: plan.commandLine, scenarios: plan.scenarios.isEmpty ? nil : plan.scenarios))
     }
 
     /// Runs every step (or until stopped) and returns the results, which are also in `plan.output`.
@@ -77,6 +78,7 @@ final class SweepRunner {
     /// One server at one connection count. Never throws: whatever fails is the step's `reason`.
     func runStep(_ server: SweptServer, connections count: Int) -> SweepStep {
         var step = SweepStep(server: server.name, connections: count)
+        step.scenario = server.scenario
         if let problem = Self.limitProblem(connections: count) { return step.failing(problem, in: .start, stopped: false) }
         progress.show("starting the server")
         let running: RunningServer
@@ -186,7 +188,8 @@ final class SweepRunner {
         step.loaded = SweepStep.LoadedFigures(
             active: active, idle: idle, measuredSeconds: result.measuredSeconds, messages: result.messages,
             messagesPerSecond: result.messagesPerSecond, p50Microseconds: result.latencyMicroseconds.p50,
-            p99Microseconds: result.latencyMicroseconds.p99, serverCPUPercent: result.server?.cpuPercent,
+            p99Microseconds: result.latencyMicroseconds.p99, p999Microseconds: result.latencyMicroseconds.p999,
+            serverCPUPercent: result.server?.cpuPercent,
             serverContextSwitchesPerMessage: result.server?.contextSwitchesPerMessage,
             serverRSSKiB: result.server?.rssKiB, clientCPUPercent: result.client.cpuPercent,
             clientContextSwitchesPerMessage: result.client.contextSwitchesPerMessage,

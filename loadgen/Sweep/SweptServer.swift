@@ -18,6 +18,24 @@ struct SweptServer: Sendable, Equatable {
 
     var name: String
     var launch: Launch
+    /// `--scenario NAME=…`: the scenario this run of the server belongs to; `name` is then
+    /// `SERVER/SCENARIO` and `base` the server's own name.
+    var scenario: String? = nil
+    var base: String { scenario.map { name.hasSuffix("/" + $0) ? String(name.dropLast($0.count + 1)) : name } ?? name }
+
+    /// The same server with a scenario's options added (a foreign server has none to add).
+    func under(_ scenario: SweepScenario) -> SweptServer? {
+        var copy = self
+        copy.name = "\(name)/\(scenario.name)"
+        copy.scenario = scenario.name
+        switch launch {
+        case .variant(let executable, let arguments):
+            copy.launch = .variant(executable: executable, arguments: arguments + scenario.options)
+        case .foreign:
+            guard scenario.options.isEmpty else { return nil }
+        }
+        return copy
+    }
 
     /// `threads` → echo-threads in `directory`, with a connection limit no sweep reaches.
     static func variant(_ name: String, in directory: URL) -> SweptServer {
@@ -36,9 +54,10 @@ struct SweptServer: Sendable, Equatable {
         self.init(name: String(text[..<equals]), launch: .foreign(command: command))
     }
 
-    init(name: String, launch: Launch) {
+    init(name: String, launch: Launch, scenario: String? = nil) {
         self.name = name
         self.launch = launch
+        self.scenario = scenario
     }
 
     /// The command line, for results.json (`{port}` left in for a foreign server).

@@ -1,0 +1,93 @@
+import Foundation
+
+/// Grouped bars: one group per category (a sweep's scenarios), one bar per series (its servers) in
+/// each, in the colours `SVGChart` gives the same series. Shares `SVGChart`'s axis, ticks and
+/// palette, so the two kinds of chart read alike.
+struct SVGBarChart: Sendable {
+    var title: String
+    var y: SVGChart.Axis
+    var categories: [String]
+    /// Per series, one value per category (nil: no figure, e.g. the step failed; drawn as "✕").
+    var series: [(name: String, values: [Double?])] = []
+    var footer: [String] = []
+    var width = 820.0
+    var height = 500.0
+
+    private var left: Double { 84 }
+    private var right: Double { width - 170 }
+    private var top: Double { 56 }
+    private var bottom: Double { height - 62 - 15 * Double(footer.count) }
+
+    func render() -> String {
+        let values = series.flatMap { $0.values.compactMap { $0 } }
+        let yRange = SVGChart.range(of: values, scale: y.scale, includeZero: y.scale == .linear)
+        let mapY = SVGChart.Mapping(range: yRange, scale: y.scale, from: bottom, to: top)
+        let base = y.scale == .log ? bottom : mapY(max(yRange.lowerBound, 0))
+        let groupWidth = (right - left) / Double(max(categories.count, 1))
+        let barWidth = groupWidth * 0.8 / Double(max(series.count, 1))
+
+        var svg: [String] = [
+            ##"<?xml version="1.0" encoding="UTF-8"?>"##,
+            ##"<svg xmlns="http://www.w3.org/2000/svg" width="\##(n(width))" height="\##(n(height))" "##
+                + ##"viewBox="0 0 \##(n(width)) \##(n(height))" font-family="Helvetica, Arial, sans-serif" font-size="12">"##,
+            "<title>\(title.xmlEscaped)</title>",
+            ##"<rect width="100%" height="100%" fill="#ffffff"/>"##,
+            ##"<text x="\##(n(width / 2))" y="28" text-anchor="middle" font-size="17" font-weight="bold">\##(title.xmlEscaped)</text>"##,
+            ##"<g class="grid" stroke="#e3e3e3" stroke-width="1">"##,
+        ]
+        let ticks = SVGChart.ticks(in: yRange, scale: y.scale)
+        for tick in ticks {
+            svg.append(##"<line x1="\##(n(left))" y1="\##(n(mapY(tick)))" x2="\##(n(right))" y2="\##(n(mapY(tick)))"/>"##)
+        }
+        svg.append("</g>")
+        svg.append(##"<g class="ticks" fill="#333333">"##)
+        for tick in ticks {
+            svg.append(##"<text x="\##(n(left - 8))" y="\##(n(mapY(tick) + 4))" text-anchor="end">\##(SVGChart.label(tick))</text>"##)
+        }
+        for (index, category) in categories.enumerated() {
+            let cx = left + groupWidth * (Double(index) + 0.5)
+            svg.append(##"<text x="\##(n(cx))" y="\##(n(bottom + 17))" text-anchor="middle">\##(category.xmlEscaped)</text>"##)
+        }
+        svg.append("</g>")
+        svg.append(
+            ##"<path class="axes" d="M\##(n(left)),\##(n(top)) V\##(n(bottom)) H\##(n(right))" fill="none" stroke="#333333" stroke-width="1.2"/>"##)
+        let yTitle = y.title + (y.scale == .log ? ", log scale" : "")
+        let yMid = (top + bottom) / 2
+        svg.append(
+            ##"<text x="22" y="\##(n(yMid))" text-anchor="middle" font-size="13" transform="rotate(-90 22 \##(n(yMid)))">\##(yTitle.xmlEscaped)</text>"##)
+
+        for (seriesIndex, entry) in series.enumerated() {
+            let colour = SVGChart.palette[seriesIndex % SVGChart.palette.count]
+            svg.append(##"<g class="series" data-series="\##(entry.name.xmlEscaped)" fill="\##(colour)">"##)
+            for (index, value) in entry.values.enumerated() where index < categories.count {
+                let x = left + groupWidth * (Double(index) + 0.1) + barWidth * Double(seriesIndex)
+                guard let value, value.isFinite, y.scale == .linear || value > 0 else {
+                    svg.append(
+                        ##"<text x="\##(n(x + barWidth / 2))" y="\##(n(bottom - 4))" text-anchor="middle" fill="\##(colour)">✕<title>\##(entry.name.xmlEscaped), \##(categories[index].xmlEscaped): no figure</title></text>"##)
+                    continue
+                }
+                let yTop = mapY(value)
+                svg.append(
+                    ##"<rect x="\##(n(x))" y="\##(n(min(yTop, base)))" width="\##(n(barWidth * 0.92))" height="\##(n(abs(base - yTop)))">"##
+                        + "<title>\(entry.name.xmlEscaped), \(categories[index].xmlEscaped): \(SVGChart.exact(value))</title></rect>")
+            }
+            svg.append("</g>")
+        }
+
+        svg.append(##"<g class="legend">"##)
+        for (index, entry) in series.enumerated() {
+            let colour = SVGChart.palette[index % SVGChart.palette.count]
+            let ly = top + 8 + 22 * Double(index)
+            svg.append(##"<rect x="\##(n(right + 18))" y="\##(n(ly - 6))" width="24" height="12" fill="\##(colour)"/>"##)
+            svg.append(##"<text x="\##(n(right + 50))" y="\##(n(ly + 4))">\##(entry.name.xmlEscaped)</text>"##)
+        }
+        svg.append("</g>")
+        svg.append(##"<g class="footer" fill="#666666" font-size="11">"##)
+        for (index, line) in footer.enumerated() {
+            svg.append(##"<text x="12" y="\##(n(height - 12 - 15 * Double(footer.count - 1 - index)))">\##(line.xmlEscaped)</text>"##)
+        }
+        svg.append("</g>")
+        svg.append("</svg>")
+        return svg.joined(separator: "\n") + "\n"
+    }
+}
