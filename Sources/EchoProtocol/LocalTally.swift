@@ -11,6 +11,8 @@ public struct LocalTally: @unchecked Sendable {
     private struct Counts {
         var received = 0
         var sent = 0
+        /// Messages the loop handled, for `--block-every` (MessageCost); never published.
+        var messages = 0
     }
 
     /// A zeroed tally on a cache line of its own, never freed (it lives as long as its loop).
@@ -31,6 +33,11 @@ public struct LocalTally: @unchecked Sendable {
     public func publish(to counters: ServerCounters) {
         if counts.pointee.received > 0 { counters.received(counts.pointee.received) }
         if counts.pointee.sent > 0 { counters.sent(counts.pointee.sent) }
-        counts.pointee = Counts()
+        counts.pointee.received = 0
+        counts.pointee.sent = 0
     }
+
+    /// Counts a message on this loop and says whether `cost` makes it block (`--block-every`).
+    @inline(__always)
+    public func blocks(_ cost: MessageCost) -> Bool { cost.blocks(&counts.pointee.messages) }
 }

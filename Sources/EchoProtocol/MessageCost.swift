@@ -1,13 +1,16 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// What a server does to each message beyond echoing it, to show where each model breaks (the
 /// article's "a single blocking call can stall the event loop"): `--work`, CPU-bound work on every
 /// message; `--block` every `--block-every`th message, a blocking call (`nanosleep`) on the thread
 /// that handles it, as naive code would. Every server applies it in the same place: after a read,
-/// before its echo. A "message" is one read; the count is kept by whoever reads (a connection, or a
-/// loop), so `--block-every 1000` blocks one read in a thousand either way.
+/// before its echo. A "message" is one read. The count that decides which message blocks is kept
+/// per event loop (echo-libev, echo-tasks) or for the whole server (echo-threads), never per
+/// connection: connections in a closed loop move in step, and per-connection counts would make
+/// them all block at once.
 public struct MessageCost: Sendable {
     /// Nanoseconds of spinning per message; 0 for none.
     public let workNanoseconds: UInt64
@@ -43,6 +46,19 @@ public struct MessageCost: Sendable {
         return true
     }
 
+    /// A count shared by threads (echo-threads' connection threads).
+    public final class SharedCount: Sendable {
+        fileprivate let value = Atomic<Int>(0)
+        public init() {}
+    }
+
+    /// As `blocks(_:)`, on a count shared by threads.
+    @inline(__always)
+    public func blocks(_ shared: SharedCount) -> Bool {
+        guard blockNanoseconds > 0 else { return false }
+        return shared.value.wrappingAdd(1, ordering: .relaxed).newValue % blockEvery == 0
+    }
+
     /// The blocking call itself, on the calling thread.
     public func blockingCall() {
         var request = timespec(
@@ -51,12 +67,6 @@ public struct MessageCost: Sendable {
         while nanosleep(&request, &remaining) == -1 && errno == EINTR { request = remaining }
     }
 
-    /// Work, then the blocking call if this message is due one: the whole cost, inline.
-    @inline(__always)
-    public func applyInline(_ count: inout Int) {
-        work()
-        if blocks(&count) { blockingCall() }
-    }
 
     private static func nanoseconds(_ duration: Duration) -> UInt64 {
         let (seconds, attoseconds) = duration.components

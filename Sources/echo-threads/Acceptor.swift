@@ -14,6 +14,8 @@ final class Acceptor: Sendable {
     let bufferSize: Int
     let blocks: ConnectionBlock
     let cost: MessageCost
+    /// Messages of every connection, for `--block-every`.
+    let messages = MessageCost.SharedCount()
     private let stopping = Atomic<Bool>(false)
 
     init(listenFD: Int32, attributes: ThreadAttributes, connections: OpenConnections, runtime: ServerRuntime) {

@@ -48,7 +48,7 @@ func connectionThreadMain(_ argument: UnsafeMutableRawPointer?) -> UnsafeMutable
     let counters = acceptor.runtime.counters
 
     echo(fd, buffer: block + ConnectionBlock.headerSize, capacity: acceptor.bufferSize, counters: counters,
-         cost: acceptor.cost)
+         cost: acceptor.cost, messages: acceptor.messages)
 
     acceptor.connections.remove(fd)
     close(fd)
@@ -62,9 +62,9 @@ func connectionThreadMain(_ argument: UnsafeMutableRawPointer?) -> UnsafeMutable
 /// On EOF everything read has already been written back, so the caller can close at once.
 /// `--work` and `--block` (MessageCost) run here, on the connection's own thread, after each read.
 private func echo(
-    _ fd: Int32, buffer: UnsafeMutableRawPointer, capacity: Int, counters: ServerCounters, cost: MessageCost
+    _ fd: Int32, buffer: UnsafeMutableRawPointer, capacity: Int, counters: ServerCounters, cost: MessageCost,
+    messages: MessageCost.SharedCount
 ) {
-    var messages = 0
     while true {
         let received = read(fd, buffer, capacity)
         if received < 0 {
@@ -73,7 +73,8 @@ private func echo(
         }
         if received == 0 { return }  // EOF
         counters.received(received)
-        cost.applyInline(&messages)
+        cost.work()
+        if cost.blocks(messages) { cost.blockingCall() }
         // Partial writes and EINTR are retried; false means EPIPE or a reset: the peer is gone.
         guard writeAll(fd, UnsafeRawBufferPointer(start: buffer, count: received)) else { return }
         counters.sent(received)

@@ -37,6 +37,18 @@ struct MessageCostTests {
         }
     }
 
+    /// The count is the loop's (or the server's), not each connection's: with `--block-every 2`,
+    /// of two connections' first messages one blocks. Counted per connection, neither would.
+    @Test(arguments: servers)
+    func everyNthMessageIsCountedOverConnections(_ spec: ServerSpec) throws {
+        try withServer(spec, extra: ["--block", "200ms", "--block-every", "2"]) { server in
+            let first = try TestSocket(connectingTo: server.address)
+            let second = try TestSocket(connectingTo: server.address)
+            let times = [try Self.echoSeconds(on: first), try Self.echoSeconds(on: second)]
+            #expect(times.filter { $0 >= 0.19 }.count == 1, "\(times)")
+        }
+    }
+
     /// The article's "a single blocking call can stall the event loop": on one loop, a second
     /// connection's echo waits for the first one's blocking call, and then for its own; a thread
     /// per connection, or the call offloaded to a pool, waits only for its own.

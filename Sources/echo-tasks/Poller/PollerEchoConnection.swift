@@ -45,13 +45,12 @@ enum PollerEchoConnection {
             counters.closed()
         }
         let buffer = connection.descriptor.loop.scratch
-        var messages = 0
         do {
             while let count = try await connection.read(into: buffer) {
                 tally.received(count)
                 let bytes = UnsafeRawBufferPointer(rebasing: buffer[..<count])
                 cost.work()
-                if cost.blocks(&messages) {
+                if tally.blocks(cost) {  // counted per loop, as echo-libev counts
                     if let offload {
                         try await echoAfterOffloadedCall(bytes, cost: cost, pool: offload, on: connection)
                         tally.sent(count)
