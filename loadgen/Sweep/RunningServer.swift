@@ -56,9 +56,12 @@ final class RunningServer {
             }
         }
         guard let ready else {
+            let exitedEarly = !child.isRunning
             let status = child.stop()
             throw SweepFailure(
-                "\(server.name) did not get ready within \(Int(readyTimeout)) s (it \(status.description))"
+                exitedEarly
+                    ? "\(server.name) \(status.description) before it listened"
+                    : "\(server.name) did not get ready within \(Int(readyTimeout)) s (it \(status.description))"
                     + (child.output.stderrTail.map { "; stderr: \($0)" } ?? ""))
         }
         (address, statsAddress) = ready
