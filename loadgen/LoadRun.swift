@@ -154,7 +154,8 @@ struct LoadRun: Sendable {
             errors: errors, server: server, serverNote: serverNote,
             client: ClientFigures(loops: group.loops.count, usage: clientEnd.since(clientStart), seconds: usageSeconds,
                                   messages: messages),
-            totals: totals, unsentMessages: unsent, complete: stopReason == nil, stopReason: stopReason)
+            totals: totals, unsentMessages: unsent, complete: stopReason == nil, stopReason: stopReason,
+            latencyHistogram: latency, provenance: .current())
     }
 
     /// A server snapshot, or nil with the reason added to `note`.

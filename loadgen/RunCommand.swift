@@ -43,6 +43,10 @@ extension Loadgen {
 
         @OptionGroup(title: "Output") var output: OutputOptions
 
+        @Option(
+            help: ArgumentHelp("Also write the latency distribution here, in HdrHistogram's .hgrm text format (µs).", valueName: "file"))
+        var percentiles: String?
+
         func validate() throws {
             guard (1...ByteCount.maxBufferSize).contains(size) else {
                 throw ValidationError("--size must be 1 B...64 MiB, got \(size)")
@@ -60,6 +64,9 @@ extension Loadgen {
             let result = measure(connection, output) { settings, progress, stop throws(StartupError) in
                 try LoadRun(connection: settings, messageSize: size, depth: depth, rate: rate, duration: duration,
                             warmup: warmup).run(progress: progress, stop: stop)
+            }
+            if let percentiles, let histogram = result.latencyHistogram {
+                PercentileFile.write(histogram, to: percentiles)
             }
             try Report.emit(result, json: output.json, csv: output.csv)
             if !result.succeeded { throw ExitCode(1) }

@@ -40,12 +40,21 @@ struct FairnessFigures: Codable, Sendable, Equatable {
     var maximum: Int
     /// Jain's fairness index, (Σx)² / (n·Σx²): 1 when every connection got the same, 1/n when one got all.
     var jainIndex: Double
+    /// n, Σx and Σx² over the connections: what `loadgen merge` needs to compute Jain's index over
+    /// several runs' connections exactly (the median cannot be merged).
+    var connections: Int?
+    var sum: Double?
+    var sumOfSquares: Double?
 
-    init(minimum: Int, median: Int, maximum: Int, jainIndex: Double) {
+    init(minimum: Int, median: Int, maximum: Int, jainIndex: Double, connections: Int? = nil, sum: Double? = nil,
+         sumOfSquares: Double? = nil) {
         self.minimum = minimum
         self.median = median
         self.maximum = maximum
         self.jainIndex = jainIndex
+        self.connections = connections
+        self.sum = sum
+        self.sumOfSquares = sumOfSquares
     }
 
     init(messagesPerConnection counts: [Int]) {
@@ -58,7 +67,8 @@ struct FairnessFigures: Codable, Sendable, Equatable {
         let squares = sorted.reduce(0.0) { $0 + Double($1) * Double($1) }
         self.init(
             minimum: sorted[0], median: sorted[sorted.count / 2], maximum: sorted[sorted.count - 1],
-            jainIndex: squares > 0 ? sum * sum / (Double(sorted.count) * squares) : 0)
+            jainIndex: squares > 0 ? sum * sum / (Double(sorted.count) * squares) : 0,
+            connections: sorted.count, sum: sum, sumOfSquares: squares)
     }
 }
 
@@ -191,6 +201,10 @@ struct LoadResult: Codable, Sendable, Equatable {
     /// False when the run ended before its time (all connections lost, or interrupted); `stopReason` says why.
     var complete: Bool
     var stopReason: String?
+    /// The measured latencies themselves (nanoseconds), so runs can be merged by adding histograms,
+    /// never by averaging percentiles. Nil in results written before it existed.
+    var latencyHistogram: Histogram<UInt64>?
+    var provenance: Provenance?
 
     struct Settings: Codable, Sendable, Equatable {
         var connections: Int
