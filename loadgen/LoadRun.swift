@@ -55,7 +55,7 @@ struct LoadRun: Sendable {
         if let probe { _ = try probe.snapshot() }  // asked-for figures must be readable from the start
 
         let group = try LoopGroup(settings: connection, messageSize: messageSize, workload: workload,
-                                  drainTimeout: drainTimeout, liveLatency: progress != nil)
+                                  drainTimeout: drainTimeout, liveLatency: true)  // also for the per-second series
         let watch = Watch(group: group, requested: connection.connections, progress: progress, stop: stop)
         let connect = ConnectPhase.run(group, watch: watch, settings: connection)
         let (established, connectSeconds, overflows) = (connect.established, connect.seconds, connect.listenOverflows)
@@ -85,6 +85,7 @@ struct LoadRun: Sendable {
             clientStart = ResourceUsage.ofSelf()
             serverStart = Self.read(probe, note: &serverNote, when: "at the start of the measured phase")
             watch.phase = "measuring"
+            watch.beginSeries()
             ranToTheEnd = watch.wait(until: group.control.stopAt.load(ordering: .relaxed), done: { group.allFinished })
         }
         if ranToTheEnd {
@@ -155,7 +156,7 @@ struct LoadRun: Sendable {
             client: ClientFigures(loops: group.loops.count, usage: clientEnd.since(clientStart), seconds: usageSeconds,
                                   messages: messages),
             totals: totals, unsentMessages: unsent, complete: stopReason == nil, stopReason: stopReason,
-            latencyHistogram: latency, provenance: .current())
+            latencyHistogram: latency, provenance: .current(), perSecond: watch.series)
     }
 
     /// A server snapshot, or nil with the reason added to `note`.
@@ -186,6 +187,17 @@ final class Watch {
     private(set) var stopped = false
     private var lastTick = monotonicNanoseconds()
     private var lastCompleted = 0
+    /// One entry per second of the measured phase.
+    private(set) var series: [SecondFigures] = []
+    private var seriesStart: UInt64?
+
+    /// The measured phase starts now: the per-second series counts from here.
+    func beginSeries() {
+        let now = monotonicNanoseconds()
+        seriesStart = now
+        lastTick = now
+        lastCompleted = group.completed
+    }
 
     init(group: LoopGroup, requested: Int, progress: ((LiveFigures) -> Void)?, stop: StopRequest?) {
         self.group = group
@@ -219,6 +231,11 @@ final class Watch {
             open: phase == "connecting" ? group.resolved : group.open, requested: requested,
             messagesPerSecond: Double(completed - lastCompleted) / seconds,
             p99Microseconds: Double(group.liveP99) / 1000, errors: group.errors))
+        if phase == "measuring", let seriesStart {
+            series.append(SecondFigures(
+                second: Double(now - seriesStart) / 1e9, messagesPerSecond: Double(completed - lastCompleted) / seconds,
+                p99Microseconds: Double(group.liveP99) / 1000))
+        }
         lastCompleted = completed
         lastTick = now
     }

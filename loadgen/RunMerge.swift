@@ -61,6 +61,7 @@ enum RunMerge {
         merged.complete = all.allSatisfy(\.complete)
         merged.stopReason = all.compactMap(\.stopReason).first
         merged.provenance = .current()
+        merged.perSecond = nil  // each machine's seconds are its own; they are not aligned
         return merged
     }
 

@@ -154,6 +154,14 @@ struct ClientFigures: Codable, Sendable, Equatable {
     }
 }
 
+/// One second of a run's measured phase.
+struct SecondFigures: Codable, Sendable, Equatable {
+    /// Seconds since the measured phase began, at the end of this one.
+    var second: Double
+    var messagesPerSecond: Double
+    var p99Microseconds: Double
+}
+
 /// Connection counts of a run.
 struct ConnectionFigures: Codable, Sendable, Equatable {
     var requested: Int
@@ -205,6 +213,9 @@ struct LoadResult: Codable, Sendable, Equatable {
     /// never by averaging percentiles. Nil in results written before it existed.
     var latencyHistogram: Histogram<UInt64>?
     var provenance: Provenance?
+    /// Each second of the measured phase: messages per second and the p99 of that second (the
+    /// highest over the client's loops).
+    var perSecond: [SecondFigures]?
 
     struct Settings: Codable, Sendable, Equatable {
         var connections: Int

@@ -28,6 +28,19 @@ struct MergeTests {
         for trailer in ["#[Mean", "#[Max", "#[Buckets"] { #expect(text.contains(trailer)) }
     }
 
+    /// The JSON's per-second series: one entry a second of the measured phase, with its rate.
+    @Test func runCarriesAPerSecondSeriesAndProvenance() throws {
+        let server = try TestEchoServer()
+        defer { server.stop() }
+        let result = try LoadRunTests.run(server, connections: 2, duration: .milliseconds(2500))
+        let series = try #require(result.perSecond)
+        #expect(series.count == 2, "\(series)")
+        #expect(series.allSatisfy { $0.messagesPerSecond > 0 && $0.p99Microseconds > 0 })
+        #expect(zip(series, series.dropFirst()).allSatisfy { $0.second < $1.second })
+        #expect(result.provenance?.loadgen.hasPrefix("echo-lab loadgen") == true)
+        #expect(result.provenance?.kernel.hasPrefix("Linux") == true)
+    }
+
     @Test func mergingTwoRunsAddsTheirCountsExactly() throws {
         let server = try TestEchoServer()
         defer { server.stop() }

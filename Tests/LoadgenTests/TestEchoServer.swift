@@ -25,6 +25,9 @@ final class TestEchoServer: @unchecked Sendable {
         case dieAfter(totalBytes: Int)
         /// Accepts and reads, but never answers.
         case silent
+        /// Echoes, but spends this many microseconds (asleep) per 64 bytes first: a server that
+        /// saturates near 1,000,000 / µs messages of 64 B a second.
+        case slow(microsecondsPer64Bytes: Int)
     }
 
     struct Record: Sendable {
@@ -138,6 +141,8 @@ final class TestEchoServer: @unchecked Sendable {
                 switch behaviour {
                 case .echo, .dieAfter:
                     break
+                case .slow(let microseconds):
+                    usleep(UInt32(max(1, count / 64) * microseconds))
                 case .silent:
                     continue
                 case .corruptByte(let offset):

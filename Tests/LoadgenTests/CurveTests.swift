@@ -1,0 +1,51 @@
+import EchoProtocol
+import Foundation
+import Testing
+
+@testable import loadgen
+
+/// `loadgen curve` (issue 14): latency against offered load finds where a server saturates.
+@Suite(.serialized)
+struct CurveTests {
+    /// A server that spends 200 µs per message saturates near 5,000 msgs/s: doubling from 1,000
+    /// meets the bound at 1,000 and 2,000, misses it by 8,000, and the bisection ends between.
+    @Test func autoFindsTheSaturationOfASlowServer() throws {
+        let server = try TestEchoServer(.slow(microsecondsPer64Bytes: 200))
+        defer { server.stop() }
+        var settings = ConnectionSettings(target: server.address, connections: 4)
+        settings.connectTimeout = .seconds(2)
+        var curve = Curve(connection: settings)
+        curve.duration = .milliseconds(600)
+        curve.warmup = .milliseconds(200)
+        curve.startRate = 1000
+        curve.p99LimitMicroseconds = 20_000
+        curve.bisections = 3
+        let result = try curve.run()
+        #expect(result.complete, "\(result.stopReason ?? "")")
+        let offered = result.steps.map(\.offered)
+        #expect(Array(offered.prefix(2)) == [1000, 2000], "\(offered)")
+        #expect(result.steps.contains { !$0.metBound }, "no step missed the bound: \(result.table)")
+        let best = try #require(result.highestRateWithinBound, "\(result.table)")
+        #expect(best >= 2000 && best < 8000, "\(result.table)")
+        // The bisection probed between the last rate that met the bound and the first that missed.
+        #expect(offered.count >= 5, "\(offered)")
+    }
+
+    @Test func fixedRatesRunInOrderAndAreParsed() throws {
+        let server = try TestEchoServer()
+        defer { server.stop() }
+        var settings = ConnectionSettings(target: server.address, connections: 2)
+        settings.connectTimeout = .seconds(2)
+        var curve = Curve(connection: settings)
+        curve.duration = .milliseconds(300)
+        curve.warmup = .zero
+        curve.rates = [500, 1000]
+        let result = try curve.run()
+        #expect(result.steps.map(\.offered) == [500, 1000])
+        #expect(result.steps.allSatisfy { $0.metBound && $0.errors == 0 }, "\(result.table)")
+        #expect(result.highestRateWithinBound == 1000)
+        #expect(try Loadgen.Curve.parse(["--rates", "10k,1.5M,200"]).parsedRates() == [10_000, 1_500_000, 200])
+        #expect(throws: (any Error).self) { try Loadgen.Curve.parse(["--rates", "fast"]) }
+        #expect(Loadgen.Curve.path("out/curve.hgrm", rate: 20000) == "out/curve-20000.hgrm")
+    }
+}

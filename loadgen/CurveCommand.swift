@@ -1,0 +1,114 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import EchoProtocol
+import Foundation
+
+extension Loadgen {
+    struct Curve: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Latency against offered load: open-loop steps until the server saturates.",
+            discussion: """
+                Each step is `run --rate R` at the same population (a fresh set of connections each time): \
+                the offered and achieved rate, p50/p90/p99/p99.9/max, server and client CPU. --rates auto \
+                doubles the rate from --start-rate until a step achieves less than 0.95 × offered or its p99 \
+                exceeds --p99-limit, then bisects; the answer is the highest rate that met the bound. Example:
+                  loadgen curve --target 127.0.0.1:7007 -c 1000 --size 64 --rates auto --cpus 1
+                """)
+
+        @OptionGroup(title: "Connections") var connection: ConnectionOptions
+
+        @Option(help: ArgumentHelp("Bytes per message (default 64).", valueName: "bytes"), transform: ByteCount.parse)
+        var size: Int = 64
+
+        @Option(help: ArgumentHelp("Offered rates in msgs/s, comma-separated (10k, 20000, 1.5M), or 'auto' (default).", valueName: "list"))
+        var rates: String = "auto"
+
+        @Option(help: ArgumentHelp("With auto: the first rate (default 1000).", valueName: "msgs/s"),
+                transform: { try TextValues.positiveRate($0, name: "--start-rate") })
+        var startRate: Double = 1000
+
+        @Option(help: ArgumentHelp("The latency bound a step must meet (default 10ms).", valueName: "duration"),
+                transform: TextValues.duration)
+        var p99Limit: Duration = .milliseconds(10)
+
+        @Option(help: ArgumentHelp("Measured time per step (default 5s).", valueName: "duration"), transform: TextValues.duration)
+        var duration: Duration = .seconds(5)
+
+        @Option(help: ArgumentHelp("Unmeasured load before each step (default 1s).", valueName: "duration"),
+                transform: TextValues.duration)
+        var warmup: Duration = .seconds(1)
+
+        @Option(help: ArgumentHelp("Also write each step's distribution as FILE with the rate added (curve.hgrm → curve-20000.hgrm).", valueName: "file"))
+        var percentiles: String?
+
+        @Flag(help: "Print one JSON object on stdout instead of the table.")
+        var json = false
+
+        func validate() throws {
+            _ = try parsedRates()
+            guard (1...ByteCount.maxBufferSize).contains(size) else { throw ValidationError("--size must be 1 B...64 MiB") }
+            guard duration > .zero, duration <= .seconds(3600) else { throw ValidationError("--duration must be above 0 and at most 1h") }
+            guard p99Limit > .zero else { throw ValidationError("--p99-limit must be above 0") }
+        }
+
+        /// `auto` → []; `10k,20000,1.5M` → rates.
+        func parsedRates() throws -> [Double] {
+            if rates == "auto" { return [] }
+            return try rates.split(separator: ",").map { part in
+                let text = part.lowercased()
+                let (digits, scale): (Substring, Double) =
+                    text.hasSuffix("k") ? (text.dropLast(), 1e3) : text.hasSuffix("m") ? (text.dropLast(), 1e6) : (Substring(text), 1)
+                guard let value = Double(digits), value.isFinite, value > 0 else {
+                    throw ValidationError("--rates takes 'auto' or rates such as 10k,20k,40000; got '\(part)'")
+                }
+                return value * scale
+            }
+        }
+
+        func run() throws {
+            Lifecycle.prepare()
+            let stop = StopRequest()
+            Lifecycle.onStopSignal { stop.request() }
+            let settings = connection.settings
+            if !settings.cpus.isEmpty { pinCurrentThread(to: settings.cpus) }
+            var curve = loadgen.Curve(connection: settings)
+            curve.messageSize = size
+            curve.duration = duration
+            curve.warmup = warmup
+            curve.rates = try parsedRates()
+            curve.startRate = startRate
+            curve.p99LimitMicroseconds = Double(p99Limit.nanoseconds) / 1000
+            let result: CurveResult
+            do {
+                result = try curve.run(stop: stop) { step, run in
+                    writeAll(STDERR_FILENO, Array((
+                        "curve: \(Int(step.offered)) msgs/s offered → \(Int(step.achieved)) achieved, "
+                            + "p99 \(TextFormat.fixed(step.latencyMicroseconds.p99, 0)) µs: \(step.metBound ? "met" : "missed")\n").utf8))
+                    if let percentiles, let histogram = run.latencyHistogram {
+                        PercentileFile.write(histogram, to: Self.path(percentiles, rate: step.offered))
+                    }
+                }
+            } catch {
+                Lifecycle.fail(tool: "loadgen", message: error.oneLine)
+            }
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            } else {
+                print(result.table)
+            }
+            if !result.complete { throw ExitCode(1) }
+        }
+
+        /// `curve.hgrm` at 20000 → `curve-20000.hgrm`.
+        static func path(_ path: String, rate: Double) -> String {
+            let url = URL(fileURLWithPath: path)
+            let ext = url.pathExtension
+            let stem = ext.isEmpty ? path : String(path.dropLast(ext.count + 1))
+            return "\(stem)-\(Int(rate))" + (ext.isEmpty ? "" : ".\(ext)")
+        }
+    }
+}
