@@ -110,6 +110,26 @@ struct SweepTests {
         }
     }
 
+    /// `--curve`: the chosen step also runs a latency curve; its best rate is in the table, its
+    /// points in curve-p99.svg.
+    @Test func curvePhaseRunsAtTheChosenCount() throws {
+        let output = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: output) }
+        var plan = Self.plan([SweptServer.variant("libev", in: SweptServer.productsDirectory)], connections: [10, 20], output: output)
+        plan.curveAt = 20
+        plan.p99LimitMicroseconds = 50_000  // generous: the test machine may be busy
+        let results = try SweepRunner(plan: plan).run()
+        #expect(results.steps[0].curve == nil)
+        let curve = try #require(results.steps[1].curve, "\(results.steps[1].reason ?? "")")
+        #expect(curve.steps.first?.offered == 1000)
+        #expect(curve.highestRateWithinBound != nil, "\(curve.table)")
+        let svg = try ParsedSVG(String(contentsOf: output.appendingPathComponent("curve-p99.svg"), encoding: .utf8))
+        // A point per step that has a latency to plot (log scale).
+        #expect(svg.circles >= curve.steps.filter { $0.latencyMicroseconds.p99 > 0 && $0.achieved > 0 }.count)
+        #expect(svg.series == ["libev"])
+        #expect(SweepReport.table(results).contains("msgs/s within p99"))
+    }
+
     @Test func scenarioTextIsParsed() {
         #expect(SweepScenario("work=--work 20us")?.options == ["--work", "20us"])
         #expect(SweepScenario("base=")?.options == [])

@@ -54,10 +54,28 @@ enum SweepCharts {
             y: .init(label: "context switches per message"), value: { $0.completedLoaded?.serverContextSwitchesPerMessage }),
     ]
 
+    /// With `--curve`: p99 against the achieved rate, one line per server, log scale.
+    static func curveChart(_ results: SweepResults) -> SVGChart {
+        var chart = SVGChart(
+            title: "p99 latency against achieved rate (open loop)",
+            x: .init(label: "achieved rate", unit: "msgs/s"), y: .init(label: "p99 round-trip latency", unit: "µs", scale: .log))
+        chart.series = results.serverNames.map { name in
+            let steps = results.steps.first { $0.server == name && $0.curve != nil }?.curve?.steps ?? []
+            return SVGChart.Series(name: name, points: steps.sorted { $0.offered < $1.offered }
+                .map { ($0.achieved, $0.latencyMicroseconds.p99) })
+        }
+        chart.footer = footer(results)
+        return chart
+    }
+
     /// Every chart of `results`, as (file name, title, SVG text).
     static func render(_ results: SweepResults) -> [(file: String, title: String, svg: String)] {
         var charts = definitions.map { definition in
             (file: definition.file, title: definition.title, svg: chart(definition, results).render())
+        }
+        if results.steps.contains(where: { $0.curve != nil }) {
+            let chart = curveChart(results)
+            charts.append((file: "curve-p99.svg", title: chart.title, svg: chart.render()))
         }
         if results.steps.contains(where: { $0.scenario != nil }) || !(results.settings.scenarios ?? []).isEmpty {
             charts += scenarioDefinitions.map { definition in

@@ -53,6 +53,15 @@ struct Sweep: ParsableCommand {
             valueName: "name=options"))
     var scenarios: [String] = []
 
+    @Flag(help: "Also run a latency curve (as loadgen curve --rates auto) after the loaded phase at --curve-at connections.")
+    var curve = false
+
+    @Option(help: ArgumentHelp("The connection count whose step runs the curve (default: the largest count up to 1000, else the smallest).", valueName: "n"))
+    var curveAt: Int?
+
+    @Option(help: ArgumentHelp("The curve's latency bound (default 10ms).", valueName: "duration"), transform: TextValues.duration)
+    var p99Limit: Duration = .milliseconds(10)
+
     @Option(
         help: ArgumentHelp("Connection counts, comma-separated. (default: 100,1000,5000,10000,19000)", valueName: "list"),
         transform: Sweep.counts)
@@ -116,6 +125,13 @@ struct Sweep: ParsableCommand {
         if let clientCpus, CPUSet(parsing: clientCpus) == nil {
             throw ValidationError("--client-cpus must be a CPU list such as 1 or 2-3, got '\(clientCpus)'")
         }
+        if let curveAt {
+            guard curve else { throw ValidationError("--curve-at needs --curve") }
+            guard connections.contains(curveAt) else {
+                throw ValidationError("--curve-at must be one of --connections (\(connections.map(String.init).joined(separator: ","))), got \(curveAt)")
+            }
+        }
+        guard p99Limit > .zero else { throw ValidationError("--p99-limit must be above 0") }
         if noPin && (serverCpus != nil || clientCpus != nil) {
             throw ValidationError("--no-pin cannot be combined with --server-cpus or --client-cpus")
         }
@@ -156,6 +172,12 @@ struct Sweep: ParsableCommand {
         return result
     }
 
+    /// The count whose step runs the curve, or nil without --curve.
+    var curveConnections: Int? {
+        guard curve else { return nil }
+        return curveAt ?? connections.filter { $0 <= 1000 }.max() ?? connections.min()
+    }
+
     func parsedScenarios() throws -> [SweepScenario] {
         var parsed: [SweepScenario] = []
         for text in scenarios {
@@ -185,7 +207,8 @@ struct Sweep: ParsableCommand {
             messageSize: size, depth: depth, duration: duration, warmup: warmup, hold: hold, threads: threads,
             pinning: pinning(), output: URL(fileURLWithPath: out),
             commandLine: (["loadgen"] + CommandLine.arguments.dropFirst()).map(Self.shellQuoted).joined(separator: " "),
-            scenarios: try parsedScenarios())
+            scenarios: try parsedScenarios(), curveAt: curveConnections,
+            p99LimitMicroseconds: Double(p99Limit.nanoseconds) / 1000)
         let stop = StopRequest()
         Lifecycle.onStopSignal {
             // Stop between steps and phases; end the server now so nothing waits on it.

@@ -47,6 +47,11 @@ enum SweepReport {
         ("cli CPU%", { $0.loaded.map { TextFormat.fixed($0.clientCPUPercent, 0) } ?? "-" }),
         ("cli cs/msg", { $0.loaded.map { TextFormat.fixed($0.clientContextSwitchesPerMessage, 3) } ?? "-" }),
         ("fairness", { $0.loaded.map { TextFormat.fixed($0.fairness, 3) } ?? "-" }),
+        // With --curve: the highest offered rate that met the p99 bound (blank for steps without a curve).
+        ("msgs/s within p99", { step in
+            guard let curve = step.curve else { return step.curve == nil ? "" : "-" }
+            return curve.highestRateWithinBound.map { TextFormat.fixed($0, 0) } ?? "none"
+        }),
     ]
 
     /// A plain-text table a person reads, then one line per failed step with its reason.

@@ -32,6 +32,8 @@ struct SweepStep: Codable, Sendable, Equatable {
     var serverPID: Int32?
     var idle: IdleFigures?
     var loaded: LoadedFigures?
+    /// `--curve`: latency against offered load at this step's population, after the loaded phase.
+    var curve: CurveResult?
 
     /// The idle figures, if that phase completed (all N open and measured), even when a later phase failed.
     var completedIdle: IdleFigures? {

@@ -22,6 +22,9 @@ struct SweepPlan: Sendable {
     var output: URL
     var commandLine = "loadgen sweep"
     var scenarios: [SweepScenario] = []
+    /// `--curve`: the connection count whose step also runs a latency curve, and its p99 bound (µs).
+    var curveAt: Int? = nil
+    var p99LimitMicroseconds = 10_000.0
 }
 
 /// Runs a sweep: for each server, for each connection count, a fresh server, an idle phase and a
@@ -95,6 +98,7 @@ final class SweepRunner {
             if let population {
                 phase = .loaded
                 try loadedPhase(running, population: population, count: count, into: &step)
+                if plan.curveAt == count { try curvePhase(running, count: count, into: &step) }
             }
         } catch {
             step = step.failing(error.description, in: phase, stopped: stop.isRequested)
@@ -156,6 +160,30 @@ final class SweepRunner {
             throw SweepFailure(reason + server.exitNote)
         }
         return population
+    }
+
+    /// `--curve`: after the loaded phase, the same `active` connections (the idle ones still open)
+    /// at rising open-loop rates, as `loadgen curve --rates auto` from 1,000 msgs/s.
+    private func curvePhase(_ server: RunningServer, count: Int, into step: inout SweepStep) throws(SweepFailure) {
+        var settings = ConnectionSettings(target: server.address, connections: min(plan.active, count))
+        settings.threads = max(1, min(plan.threads, settings.connections))
+        settings.cpus = plan.pinning.client?.cpus ?? []
+        if let stats = server.statsAddress { settings.serverStats = stats } else { settings.serverPID = server.pid }
+        var curve = Curve(connection: settings)
+        curve.messageSize = plan.messageSize
+        curve.duration = min(plan.duration, .seconds(3))
+        curve.warmup = min(plan.warmup, .seconds(1))
+        curve.p99LimitMicroseconds = plan.p99LimitMicroseconds
+        do {
+            step.curve = try curve.run(stop: stop) { [progress] done, _ in
+                progress.show("curve: \(Int(done.offered)) msgs/s offered → \(Int(done.achieved)) achieved")
+            }
+        } catch {
+            throw SweepFailure("curve phase: \(error)\(server.exitNote)")
+        }
+        if step.curve?.complete == false {
+            throw SweepFailure("curve phase: \(step.curve?.stopReason ?? "ended early")\(server.exitNote)")
+        }
     }
 
     /// Keeps N open: closes `active` of the idle connections and runs the engine on `active` new ones.
