@@ -36,6 +36,12 @@ struct SweepTests {
 
         // Every step ran and measured both phases.
         #expect(results.complete)
+        // A percentile file per loaded phase, whose last row counts that phase's messages.
+        for step in results.steps {
+            let hgrm = try String(contentsOf: output.appendingPathComponent("\(step.server)-\(step.connections).hgrm"), encoding: .utf8)
+            let last = hgrm.split(separator: "\n").map { $0.split(separator: " ").compactMap { Double($0) } }.filter { $0.count >= 3 }.last
+            #expect(last.map { Int($0[2]) } == step.loaded?.messages)
+        }
         #expect(results.steps.map { "\($0.server)@\($0.connections)" } == ["threads@10", "threads@50", "libev@10", "libev@50"])
         for step in results.steps {
             #expect(step.status == .ok, "\(step.server) at \(step.connections): \(step.reason ?? "")")

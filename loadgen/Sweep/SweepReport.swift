@@ -19,11 +19,22 @@ enum SweepReport {
         ]
         let charts = SweepCharts.render(results)
         files += charts.map { ($0.file, Data($0.svg.utf8)) }
+        files += percentileFiles(results)
         files.append((indexFile, Data(html(results, charts: charts.map { ($0.file, $0.title) }).utf8)))
         for (name, data) in files {
             try data.write(to: directory.appendingPathComponent(name), options: .atomic)
         }
         return files.map { directory.appendingPathComponent($0.0).path }
+    }
+
+    /// One `.hgrm` per step's loaded phase (`libev-1000.hgrm`; with a scenario `libev-block-1000.hgrm`),
+    /// for HdrHistogram's plotters.
+    static func percentileFiles(_ results: SweepResults) -> [(String, Data)] {
+        results.steps.compactMap { step in
+            guard let histogram = step.completedLoaded?.run?.latencyHistogram else { return nil }
+            let name = step.server.replacingOccurrences(of: "/", with: "-")
+            return ("\(name)-\(step.connections).hgrm", Data(PercentileFile.text(histogram).utf8))
+        }
     }
 
     // MARK: The table
