@@ -114,7 +114,9 @@ public final class PollLoop: TaskExecutor, @unchecked Sendable {
         wake()
     }
 
-    /// Makes `run` leave once no job is ready. Any thread.
+    /// Makes `run` leave once no job is ready. Any thread. Tasks still parked on the loop are not
+    /// resumed: request a stop only when every task on the loop has ended (a server stops its loops
+    /// after its root task returns).
     public func requestStop() {
         stopRequested.store(true, ordering: .sequentiallyConsistent)
         wake()

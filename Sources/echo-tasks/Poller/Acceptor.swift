@@ -30,13 +30,11 @@ struct Acceptor: Sendable {
 
     func run() async throws {
         let listening = try loop.register(listener)
+        defer { listening.close() }
         let backoff = try PollTimer(on: loop)
+        defer { backoff.close() }
         var spare = Self.openSpare()
-        defer {
-            listening.close()
-            backoff.close()
-            if spare >= 0 { close(spare) }
-        }
+        defer { if spare >= 0 { close(spare) } }
         var warnedOutOfDescriptors = false
         try await withThrowingDiscardingTaskGroup { connections in
             var acceptedInARow = 0
@@ -69,8 +67,7 @@ struct Acceptor: Sendable {
                         case .noSlot:
                             try await backoff.sleep(nanoseconds: Self.retryDelayNanoseconds)
                         }
-                    case ECONNABORTED, EPROTO, ENETDOWN, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP,
-                        ENETUNREACH:
+                    case _ where Self.failedBeforeTaken(code):
                         continue  // that connection failed before we took it (accept(2): "treat like EAGAIN")
                     default:
                         Lifecycle.warn("echo-tasks: accept failed: \(errnoDescription(code)); retrying in 0.1 s")
@@ -124,6 +121,7 @@ struct Acceptor: Sendable {
     /// says EAGAIN, `more` after a batch; `noSlot` when that slot was lost to another thread or the
     /// spare cannot be had again (then the caller rests).
     private func refuseQueued(_ listener: Int32, spare: inout Int32) -> Refusal {
+        if spare < 0 { spare = Self.openSpare() }  // lost earlier: try again while there may be room
         guard spare >= 0 else { return .noSlot }
         close(spare)
         spare = -1
@@ -135,12 +133,18 @@ struct Acceptor: Sendable {
                 counters.refuse()
                 continue
             }
-            if errno == ECONNABORTED { continue }
+            if Self.failedBeforeTaken(errno) { continue }
             outcome = errno == EAGAIN ? .drained : .noSlot
             break
         }
         spare = Self.openSpare()
         return spare >= 0 ? outcome : .noSlot
+    }
+
+    /// accept(2) errors that belong to a connection that failed in the queue: "treat like EAGAIN" and retry.
+    static func failedBeforeTaken(_ code: Int32) -> Bool {
+        [ECONNABORTED, EPROTO, ENETDOWN, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH]
+            .contains(code)
     }
 
     /// The reserve descriptor: cheap to hold, and closing it frees exactly one slot.

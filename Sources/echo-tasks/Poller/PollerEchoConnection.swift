@@ -75,6 +75,9 @@ enum PollerEchoConnection {
         let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
         defer { copy.deallocate() }
         copy.copyMemory(from: bytes)
+        // The wait for the pool is not cancellable (the call runs to its end), so a server that is
+        // stopping does not queue another one.
+        try Task.checkCancellation()
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
             pool.submit {
                 cost.blockingCall()
