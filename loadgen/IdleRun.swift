@@ -28,6 +28,7 @@ struct IdleRun: Sendable {
             statsAddress: connection.serverStats, pid: connection.serverPID, target: connection.target)
         var serverNote = probeNote
         let before = try probe?.snapshot()
+        let kernelBefore = KernelMemory.read()
         let clientStart = ResourceUsage.ofSelf()
 
         let group = try LoopGroup(settings: connection, messageSize: messageSize, workload: .echoOnce,
@@ -49,6 +50,7 @@ struct IdleRun: Sendable {
         watch.wait(until: monotonicNanoseconds() + hold.nanoseconds) { group.allFinished }
         let heldOpen = group.open
         let after = LoadRun.read(probe, note: &serverNote, when: "with the connections open")
+        let kernelAfter = KernelMemory.read()
         if group.allFinished {
             stopReason = "every connection was lost"
         } else if watch.stopped {
@@ -82,7 +84,8 @@ struct IdleRun: Sendable {
             serverNote: serverNote,
             client: ClientFigures(loops: group.loops.count, usage: clientEnd.since(clientStart), seconds: seconds,
                                   messages: echoed),
-            complete: stopReason == nil, stopReason: stopReason)
+            complete: stopReason == nil, stopReason: stopReason,
+            kernelPerConnection: KernelPerConnection(before: kernelBefore, after: kernelAfter, connections: heldOpen))
     }
 }
 
@@ -144,6 +147,9 @@ struct IdleResult: Codable, Sendable, Equatable {
     var client: ClientFigures
     var complete: Bool
     var stopReason: String?
+    /// What the kernel's memory grew by per held connection (KernelStack, PageTables, SUnreclaim,
+    /// sockstat TCP mem), machine-wide; nil when /proc could not be read.
+    var kernelPerConnection: KernelPerConnection?
 
     struct Settings: Codable, Sendable, Equatable {
         var connections: Int

@@ -36,6 +36,12 @@ struct SweepTests {
 
         // Every step ran and measured both phases.
         #expect(results.complete)
+        // Kernel memory and the RSS slope over the two counts, for every idle phase.
+        for step in results.steps {
+            #expect(step.idle?.kernelPerConnection != nil, "\(step.server)")
+            #expect(step.idle?.rssSlopeKiBPerConnection != nil, "\(step.server)")
+        }
+        #expect(SweepReport.table(results).contains("slope KiB/conn"))
         // A percentile file per loaded phase, whose last row counts that phase's messages.
         for step in results.steps {
             let hgrm = try String(contentsOf: output.appendingPathComponent("\(step.server)-\(step.connections).hgrm"), encoding: .utf8)

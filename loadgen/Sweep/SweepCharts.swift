@@ -32,6 +32,16 @@ enum SweepCharts {
         Definition(
             file: "p99-latency.svg", title: "p99 latency: N connections open, the active ones sending",
             y: .init(label: "p99 round-trip latency", unit: "µs", scale: .log), value: { $0.completedLoaded?.p99Microseconds }),
+        Definition(
+            file: "kernel-per-connection.svg", title: "Kernel memory per idle connection (machine-wide)",
+            y: .init(label: "KernelStack + PageTables + SUnreclaim + TCP mem per connection", unit: "KiB"),
+            value: { $0.completedIdle?.kernelPerConnection?.totalKiB }),
+        Definition(
+            file: "memory-per-connection.svg", title: "Memory per idle connection: RSS + kernel (machine-wide)",
+            y: .init(label: "user (RSS) + kernel per connection", unit: "KiB"),
+            value: { step in
+                step.completedIdle.flatMap { idle in idle.kernelPerConnection.map { idle.rssPerConnectionKiB + $0.totalKiB } }
+            }),
     ]
 
     /// With `--scenario`: the loaded phase's figures, grouped by scenario, a bar per server.

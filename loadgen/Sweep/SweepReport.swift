@@ -46,6 +46,8 @@ enum SweepReport {
         ("status", { $0.status.rawValue }),
         ("RSS MiB", { $0.idle.map { TextFormat.fixed(Double($0.rssKiB) / 1024, 1) } ?? "-" }),
         ("KiB/conn", { $0.idle.map { TextFormat.fixed($0.rssPerConnectionKiB, 2) } ?? "-" }),
+        ("slope KiB/conn", { $0.idle?.rssSlopeKiBPerConnection.map { TextFormat.fixed($0, 2) } ?? "-" }),
+        ("kernel KiB/conn", { $0.idle?.kernelPerConnection.map { TextFormat.fixed($0.totalKiB, 2) } ?? "-" }),
         ("VmSize MiB", { $0.idle.map { TextFormat.fixed(Double($0.vmSizeKiB) / 1024, 0) } ?? "-" }),
         ("threads", { $0.idle.map { String($0.threads) } ?? "-" }),
         ("fds", { $0.idle.map { String($0.openFDs) } ?? "-" }),

@@ -63,6 +63,12 @@ struct SweepStep: Codable, Sendable, Equatable {
         var openFDs: Int
         /// Seconds to open and echo all connections.
         var openSeconds: Double
+        /// The kernel's memory per idle connection, machine-wide (see `KernelPerConnection`).
+        var kernelPerConnection: KernelPerConnection? = nil
+        /// The slope of a least-squares line through this server's (N, RSS) over every idle phase of
+        /// the sweep: what one more connection costs, without the fixed cost that inflates
+        /// `rssPerConnectionKiB` at small N. Nil with fewer than two idle phases.
+        var rssSlopeKiBPerConnection: Double? = nil
     }
 
     /// The loaded phase: N connections open, `active` of them sending closed loop, the rest idle.
@@ -127,6 +133,30 @@ struct SweepResults: Codable, Sendable, Equatable {
     /// Server names in sweep order: the order of the series (and so of the colours) in every chart.
     var serverNames: [String] { settings.servers.map(\.name) }
 
+    /// Sets every idle phase's `rssSlopeKiBPerConnection` from its server's completed idle phases.
+    mutating func updateSlopes() {
+        for name in Set(steps.map(\.server)) {
+            let points = steps.filter { $0.server == name }.compactMap { step in
+                step.completedIdle.map { (Double(step.connections), Double($0.rssKiB)) }
+            }
+            let slope = Self.leastSquaresSlope(points)
+            for index in steps.indices where steps[index].server == name && steps[index].idle != nil {
+                steps[index].idle!.rssSlopeKiBPerConnection = slope
+            }
+        }
+    }
+
+    /// The slope of the least-squares line through `points`; nil for fewer than two distinct x.
+    static func leastSquaresSlope(_ points: [(x: Double, y: Double)]) -> Double? {
+        guard points.count >= 2 else { return nil }
+        let n = Double(points.count)
+        let meanX = points.reduce(0) { $0 + $1.x } / n
+        let meanY = points.reduce(0) { $0 + $1.y } / n
+        let sxx = points.reduce(0) { $0 + ($1.x - meanX) * ($1.x - meanX) }
+        guard sxx > 0 else { return nil }
+        return points.reduce(0) { $0 + ($1.x - meanX) * ($1.y - meanY) } / sxx
+    }
+
     func json() throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -144,6 +174,7 @@ struct SweepResults: Codable, Sendable, Equatable {
         "active", "measured_seconds", "messages", "msgs_per_second", "p50_us", "p99_us",
         "server_cpu_percent", "server_ctx_switches_per_msg", "loaded_rss_kib", "client_cpu_percent",
         "client_ctx_switches_per_msg", "fairness_jain", "errors",
+        "rss_slope_kib_per_connection", "kernel_per_connection_kib_machine_wide", "scenario", "p999_us",
     ]
 
     /// One header line, then one line per step; empty fields where a phase has no figure.
@@ -166,6 +197,8 @@ struct SweepResults: Codable, Sendable, Equatable {
                 loaded?.serverRSSKiB.map { String($0) }, loaded.map { TextFormat.trimmed($0.clientCPUPercent) },
                 loaded.map { TextFormat.trimmed($0.clientContextSwitchesPerMessage) }, loaded.map { TextFormat.trimmed($0.fairness) },
                 loaded.map { String($0.errors) },
+                idle?.rssSlopeKiBPerConnection.map(TextFormat.trimmed), idle?.kernelPerConnection.map { TextFormat.trimmed($0.totalKiB) },
+                step.scenario, loaded?.p999Microseconds.map(TextFormat.trimmed),
             ]
             lines.append(fields.map { TextFormat.csvField($0 ?? "") }.joined(separator: ","))
         }

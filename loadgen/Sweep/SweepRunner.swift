@@ -67,6 +67,7 @@ final class SweepRunner {
                 progress.step = "[\(results.steps.count + 1)/\(total)] \(server.name) · \(count) connections"
                 let step = runStep(server, connections: count)
                 results.steps.append(step)
+                results.updateSlopes()
                 progress.finished(step)
                 try SweepReport.write(results, to: plan.output)
             }
@@ -133,6 +134,7 @@ final class SweepRunner {
         -> IdlePopulation?
     {
         let baseline = try server.snapshot()
+        let kernelBefore = KernelMemory.read()
         progress.show("opening 0/\(count)")
         let began = monotonicNanoseconds()
         let population = IdlePopulation(
@@ -147,13 +149,15 @@ final class SweepRunner {
         // Figures taken after Ctrl-C (which ends the server) would be a dying process's.
         if stop.isRequested { throw SweepFailure("interrupted (Ctrl-C) while opening the idle connections") }
         let held = try server.snapshot()
+        let kernelAfter = KernelMemory.read()
         guard held.memory.rssKiB > 0 else { throw SweepFailure("\(server.server.name) is gone\(server.exitNote)") }
         step.idle = SweepStep.IdleFigures(
             open: population.open, baselineRSSKiB: baseline.memory.rssKiB, rssKiB: held.memory.rssKiB,
             rssPerConnectionKiB: population.open > 0
                 ? Double(held.memory.rssKiB - baseline.memory.rssKiB) / Double(population.open) : 0,
             baselineVmSizeKiB: baseline.memory.vmSizeKiB, vmSizeKiB: held.memory.vmSizeKiB, threads: held.threads,
-            openFDs: held.openFDs, openSeconds: openSeconds)
+            openFDs: held.openFDs, openSeconds: openSeconds,
+            kernelPerConnection: KernelPerConnection(before: kernelBefore, after: kernelAfter, connections: population.open))
         guard population.open == count else {
             var reason = population.summary(requested: count)
             if let refused = held.counters?.refused, refused > 0 { reason += "; the server counted \(refused) refused" }
