@@ -25,6 +25,8 @@ final class TestEchoServer: @unchecked Sendable {
         case dieAfter(totalBytes: Int)
         /// Accepts and reads, but never answers.
         case silent
+        /// Resets every connection right after accepting it (SO_LINGER 0, then close).
+        case resetOnAccept
         /// Echoes, but spends this many microseconds (asleep) per 64 bytes first: a server that
         /// saturates near 1,000,000 / µs messages of 64 B a second.
         case slow(microsecondsPer64Bytes: Int)
@@ -113,6 +115,12 @@ final class TestEchoServer: @unchecked Sendable {
                     guard fd >= 0 else { continue }
                     Listener.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
                     recorded.withLock { $0.peers.append(SocketAddress(peer)) }
+                    if case .resetOnAccept = behaviour {
+                        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+                        setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+                        close(fd)
+                        continue
+                    }
                     clients.append(Client(fd: fd, number: accepted))
                     accepted += 1
                 } else {
@@ -139,7 +147,7 @@ final class TestEchoServer: @unchecked Sendable {
                 var closeAfter = false
                 if victim == nil { victim = client.number }
                 switch behaviour {
-                case .echo, .dieAfter:
+                case .echo, .dieAfter, .resetOnAccept:
                     break
                 case .slow(let microseconds):
                     usleep(UInt32(max(1, count / 64) * microseconds))

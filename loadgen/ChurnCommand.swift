@@ -1,0 +1,88 @@
+import ArgumentParser
+import EchoProtocol
+import Foundation
+
+extension Loadgen {
+    struct Churn: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Connection churn: lives of connect, one verified echo, close; lives per second and CPU per connection.",
+            discussion: """
+                --concurrency lives are in flight; one starts as another ends. Reports lives per second, the \
+                life's latency (connect to last byte back), errors by kind (refused, reset, timed out, \
+                mismatch, short), the server's CPU and context switches per connection and the client's CPU \
+                per connection. Out of local ports (TIME_WAIT), it stops with one line naming the fix. Example:
+                  loadgen churn --target 127.0.0.1:7007 --concurrency 64 --size 16 --duration 10s --cpus 1
+                """)
+
+        @OptionGroup(title: "Connections") var connection: ConnectionOptions
+
+        @Option(help: ArgumentHelp("Lives in flight at once (default 64).", valueName: "k"),
+                transform: { try TextValues.positiveCount($0, name: "--concurrency") })
+        var concurrency: Int = 64
+
+        @Option(help: ArgumentHelp("Bytes each life echoes (default 16).", valueName: "bytes"), transform: ByteCount.parse)
+        var size: Int = 16
+
+        @Option(help: ArgumentHelp("Measured time (default 10s).", valueName: "duration"), transform: TextValues.duration)
+        var duration: Duration = .seconds(10)
+
+        @Option(help: ArgumentHelp("Unmeasured churn first (default 1s).", valueName: "duration"), transform: TextValues.duration)
+        var warmup: Duration = .seconds(1)
+
+        @Option(help: ArgumentHelp("Also write the life-latency distribution here (.hgrm, µs).", valueName: "file"))
+        var percentiles: String?
+
+        @Flag(help: "Print one JSON object on stdout instead of the summary.")
+        var json = false
+
+        @Option(help: ArgumentHelp("Append one CSV row per run to this file (a header first when the file is new).", valueName: "file"))
+        var csv: String?
+
+        func validate() throws {
+            guard (1...65536).contains(size) else { throw ValidationError("--size must be 1 B...64 KiB, got \(size)") }
+            guard concurrency <= 16384 else { throw ValidationError("--concurrency must be 1...16384, got \(concurrency)") }
+            guard duration > .zero, duration <= .seconds(24 * 3600) else { throw ValidationError("--duration must be above 0 and at most 24h") }
+        }
+
+        func run() throws {
+            Lifecycle.prepare()
+            let stop = StopRequest()
+            Lifecycle.onStopSignal { stop.request() }
+            let settings = connection.settings
+            if !settings.cpus.isEmpty { pinCurrentThread(to: settings.cpus) }
+            var churn = ChurnRun(connection: settings)
+            churn.concurrency = concurrency
+            churn.messageSize = size
+            churn.duration = duration
+            churn.warmup = warmup
+            let result: ChurnResult
+            do {
+                result = try churn.run(stop: stop)
+            } catch {
+                Lifecycle.fail(tool: "loadgen", message: error.oneLine)
+            }
+            if let percentiles, let histogram = result.latencyHistogram { PercentileFile.write(histogram, to: percentiles) }
+            if let csv {
+                try Report.appendCSV(
+                    to: csv, header: ["time", "target", "concurrency", "size", "lives", "lives_per_second", "p50_us", "p99_us",
+                                      "errors", "server_cpu_us_per_connection", "client_cpu_us_per_connection"],
+                    row: [Date().ISO8601Format(), result.target, String(concurrency), String(size), String(result.lives),
+                          TextFormat.trimmed(result.livesPerSecond), TextFormat.trimmed(result.latencyMicroseconds.p50),
+                          TextFormat.trimmed(result.latencyMicroseconds.p99), String(result.errors.total),
+                          result.server.map { TextFormat.trimmed($0.cpuMicrosecondsPerMessage) } ?? "",
+                          TextFormat.trimmed(result.client.cpuMicrosecondsPerMessage)])
+            }
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            } else {
+                print(result.table)
+            }
+            if let stopReason = result.stopReason, stopReason.hasPrefix("out of local ports") {
+                writeAll(STDERR_FILENO, Array("loadgen: \(stopReason)\n".utf8))
+            }
+            if !result.succeeded { throw ExitCode(1) }
+        }
+    }
+}

@@ -1,0 +1,290 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import EchoProtocol
+import Histogram
+import NetPoller
+
+/// `loadgen churn`: the article's creation cost. Each connection's life is connect → one message,
+/// every byte verified → close; `concurrency` lives are in flight, and one starts as another ends.
+/// One epoll loop on one thread, as the run engine's loops are; never a thread per connection.
+struct ChurnRun {
+    var connection: ConnectionSettings
+    var concurrency = 64
+    var messageSize = 16
+    var duration: Duration = .seconds(10)
+    var warmup: Duration = .seconds(1)
+    /// A life that has not ended after this long is counted as timed out and closed.
+    var lifeTimeout: Duration = .seconds(5)
+
+    enum Failure: String, Codable, Sendable, CaseIterable {
+        case refused, reset, timedOut, mismatch, short
+    }
+
+    private struct Life {
+        var fd: Int32 = -1
+        var startedAt: UInt64 = 0
+        var sent = 0
+        var received = 0
+        var connected = false
+    }
+
+    func run(stop: StopRequest? = nil) throws(StartupError) -> ChurnResult {
+        guard concurrency >= 1, messageSize >= 1, messageSize <= 64 * 1024 else {
+            throw StartupError("churn needs a concurrency of at least 1 and a size of 1 B...64 KiB")
+        }
+        try Preflight.checkReachable(connection)
+        let (probe, probeNote) = ServerProbe.choose(
+            statsAddress: connection.serverStats, pid: connection.serverPID, target: connection.target)
+        let epollFD = c_epoll_create1(Epoll.closeOnExec)
+        guard epollFD >= 0 else { throw StartupError("epoll_create1: \(errnoDescription(errno))") }
+        defer { close(epollFD) }
+
+        let message = (0..<messageSize).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 13) }
+        var buffer = [UInt8](repeating: 0, count: max(messageSize, 4096))
+        var lives = [Life](repeating: Life(), count: concurrency)
+        var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+        var failures: [Failure: Int] = [:]
+        var firstError: String? = nil
+        var completed = 0
+        var started = 0
+        var stopReason: String? = nil
+        let events = UnsafeMutableRawPointer.allocate(byteCount: 256 * Epoll.eventSize, alignment: 16)
+        defer { events.deallocate() }
+
+        let begin = monotonicNanoseconds()
+        let measureFrom = begin + warmup.nanoseconds
+        let end = measureFrom + duration.nanoseconds
+        var measuring = false
+        var serverStart: ServerSnapshot? = nil
+        var serverEnd: ServerSnapshot? = nil
+        var serverNote = probeNote
+        var clientStart = ResourceUsage.ofSelf()
+
+        func fail(_ slot: Int, _ kind: Failure, _ text: String) {
+            failures[kind, default: 0] += 1  // warm-up included: a failure is a failure
+            if firstError == nil { firstError = text }
+            finish(slot)
+        }
+        func finish(_ slot: Int) {
+            if lives[slot].fd >= 0 { close(lives[slot].fd) }  // also leaves the epoll set
+            lives[slot] = Life()
+        }
+        /// Starts a life in `slot`; false when it could not even start (the cause is counted).
+        func start(_ slot: Int, now: UInt64) -> Bool {
+            let fd = socket(connection.target.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else {
+                stopReason = "cannot create a socket: \(errnoDescription(errno)) (ulimit -n?)"
+                return false
+            }
+            // No TCP_NODELAY: a life sends one write, which Nagle never holds back.
+            if !connection.sourceAddresses.isEmpty {
+                // Rotate the source addresses; connect() picks the port, so ports are shared across targets.
+                Listener.setOption(fd, Int32(IPPROTO_IP), IP_BIND_ADDRESS_NO_PORT, 1)
+                let source = connection.sourceAddresses[started % connection.sourceAddresses.count]
+                _ = source.withSockaddr { bind(fd, $0, $1) }
+            }
+            started += 1
+            lives[slot] = Life(fd: fd, startedAt: now)
+            let result = connection.target.withSockaddr { connect(fd, $0, $1) }
+            if result != 0 && errno != EINPROGRESS {
+                let code = errno
+                if code == EADDRNOTAVAIL {
+                    stopReason = "out of local ports (EADDRNOTAVAIL): closed connections hold theirs in TIME_WAIT; "
+                        + "add --source-addresses 127.0.0.1-127.0.0.32 or widen net.ipv4.ip_local_port_range"
+                    finish(slot)
+                    return false
+                }
+                fail(slot, code == ECONNREFUSED ? .refused : .reset, "cannot connect to \(connection.target): \(errnoDescription(code))")
+                return true
+            }
+            // Edge-triggered: level-triggered EPOLLOUT would report the socket on every wait while
+            // the life waits for its echo.
+            Epoll.control(epollFD, Epoll.add, fd, events: Epoll.input | Epoll.output | Epoll.edgeTriggered, token: UInt64(slot))
+            return true
+        }
+
+        for slot in 0..<concurrency where stopReason == nil { _ = start(slot, now: begin) }
+        while stopReason == nil {
+            let now = monotonicNanoseconds()
+            if !measuring && now >= measureFrom {
+                measuring = true
+                completed = 0
+                latency.reset()
+                clientStart = ResourceUsage.ofSelf()
+                serverStart = LoadRun.read(probe, note: &serverNote, when: "at the start of the measured phase")
+            }
+            if now >= end { break }
+            if let stop, stop.isRequested {
+                stopReason = "interrupted"
+                break
+            }
+            var timeout = timespec(tv_sec: 0, tv_nsec: 10_000_000)
+            let ready = c_epoll_pwait2(epollFD, events, 256, &timeout, nil)
+            let after = monotonicNanoseconds()
+            for index in 0..<max(0, Int(ready)) {
+                let (flags, token) = Epoll.event(index, in: events)
+                let slot = Int(token)
+                guard slot < lives.count, lives[slot].fd >= 0 else { continue }
+                var life = lives[slot]
+                if !life.connected {
+                    var error: Int32 = 0
+                    var length = socklen_t(MemoryLayout<Int32>.size)
+                    getsockopt(life.fd, SOL_SOCKET, SO_ERROR, &error, &length)
+                    if error != 0 {
+                        fail(slot, error == ECONNREFUSED ? .refused : .reset, "cannot connect to \(connection.target): \(errnoDescription(error))")
+                        if after < end { _ = start(slot, now: after) }
+                        continue
+                    }
+                    guard flags & Epoll.output != 0 else { continue }
+                    life.connected = true
+                }
+                if life.sent < messageSize {
+                    let n = message.withUnsafeBytes { write(life.fd, $0.baseAddress! + life.sent, messageSize - life.sent) }
+                    if n > 0 { life.sent += n } else if n < 0 && errno != EAGAIN && errno != EINTR {
+                        fail(slot, .reset, "write: \(errnoDescription(errno))")
+                        if after < end { _ = start(slot, now: after) }
+                        continue
+                    }
+                }
+                var ended = false
+                while life.received < messageSize {
+                    let n = buffer.withUnsafeMutableBytes { read(life.fd, $0.baseAddress, $0.count) }
+                    if n > 0 {
+                        for offset in 0..<n where life.received + offset >= messageSize || buffer[offset] != message[life.received + offset] {
+                            fail(slot, .mismatch, life.received + offset >= messageSize
+                                 ? "more bytes came back than were sent" : "byte \(life.received + offset) of a life came back wrong")
+                            ended = true
+                            break
+                        }
+                        if ended { break }
+                        life.received += n
+                    } else if n == 0 {
+                        fail(slot, .short, "the server closed after \(life.received) of \(messageSize) bytes")
+                        ended = true
+                        break
+                    } else if errno == EAGAIN || errno == EINTR {
+                        break
+                    } else {
+                        fail(slot, .reset, "read: \(errnoDescription(errno))")
+                        ended = true
+                        break
+                    }
+                }
+                if !ended && life.received == messageSize {
+                    if measuring {
+                        completed += 1
+                        latency.record(after - life.startedAt)
+                    }
+                    finish(slot)
+                    ended = true
+                }
+                if ended {
+                    if after < end { _ = start(slot, now: after) }
+                } else {
+                    lives[slot] = life
+                }
+            }
+            // Lives that have gone on too long: the server never answered.
+            for slot in lives.indices where lives[slot].fd >= 0 && after - lives[slot].startedAt >= lifeTimeout.nanoseconds {
+                fail(slot, .timedOut, "a life got no answer within \(lifeTimeout.shortDescription)")
+                if after < end { _ = start(slot, now: after) }
+            }
+        }
+        let measuredTo = monotonicNanoseconds()
+        let clientUsage = ResourceUsage.ofSelf().since(clientStart)
+        if serverStart != nil { serverEnd = LoadRun.read(probe, note: &serverNote, when: "at the end of the measured phase") }
+        for slot in lives.indices { finish(slot) }
+        let seconds = measuring ? Double(measuredTo - measureFrom) / 1e9 : 0
+        var server: ServerFigures? = nil
+        if let probe, let serverStart, let serverEnd {
+            server = ServerFigures(source: probe.method, from: serverStart, to: serverEnd, seconds: seconds, messages: completed)
+        }
+        let client = ClientFigures(loops: 1, usage: clientUsage, seconds: seconds, messages: completed)
+        return ChurnResult(
+            target: connection.target.description,
+            settings: .init(concurrency: concurrency, messageSize: messageSize, durationSeconds: duration.seconds,
+                            warmupSeconds: warmup.seconds, sourceAddresses: connection.sourceAddresses.count, cpus: connection.cpus),
+            measuredSeconds: seconds, lives: completed, livesPerSecond: seconds > 0 ? Double(completed) / seconds : 0,
+            latencyMicroseconds: LatencyFigures(latency), errors: .init(failures, firstError: firstError),
+            server: server, serverNote: serverNote, client: client,
+            clientWasTheBottleneck: client.cpuPercent >= 90, complete: stopReason == nil, stopReason: stopReason,
+            latencyHistogram: latency, provenance: .current())
+    }
+}
+
+/// What `loadgen churn --json` prints. Per-connection figures are per completed life: the server's
+/// `cpuMicrosecondsPerMessage` there is its CPU per connection.
+struct ChurnResult: Codable, Sendable, Equatable {
+    var schemaVersion = 1
+    var mode = "churn"
+    var target: String
+    var settings: Settings
+    var measuredSeconds: Double
+    /// Lives that ended well (every byte back) within the measured phase.
+    var lives: Int
+    var livesPerSecond: Double
+    /// From connect() to the last byte back.
+    var latencyMicroseconds: LatencyFigures
+    var errors: Errors
+    var server: ServerFigures?
+    var serverNote: String?
+    var client: ClientFigures
+    /// The client used ≥ 90% of a CPU: the figures may be the client's limit, not the server's.
+    var clientWasTheBottleneck: Bool
+    var complete: Bool
+    var stopReason: String?
+    var latencyHistogram: Histogram<UInt64>?
+    var provenance: Provenance?
+
+    struct Settings: Codable, Sendable, Equatable {
+        var concurrency: Int
+        var messageSize: Int
+        var durationSeconds: Double
+        var warmupSeconds: Double
+        var sourceAddresses: Int
+        var cpus: [Int]
+    }
+
+    struct Errors: Codable, Sendable, Equatable {
+        var refused = 0
+        var reset = 0
+        var timedOut = 0
+        var mismatch = 0
+        var short = 0
+        var firstError: String?
+        var total = 0
+
+        init(_ counts: [ChurnRun.Failure: Int], firstError: String?) {
+            refused = counts[.refused] ?? 0
+            reset = counts[.reset] ?? 0
+            timedOut = counts[.timedOut] ?? 0
+            mismatch = counts[.mismatch] ?? 0
+            short = counts[.short] ?? 0
+            total = refused + reset + timedOut + mismatch + short
+            self.firstError = firstError
+        }
+    }
+
+    var succeeded: Bool { complete && errors.total == 0 && lives > 0 }
+
+    var table: String {
+        let l = latencyMicroseconds
+        var lines = [
+            "churn \(target): \(settings.concurrency) lives in flight, \(settings.messageSize) B each, \(TextFormat.fixed(measuredSeconds, 1)) s measured",
+            "lives: \(TextFormat.grouped(lives))  (\(TextFormat.grouped(Int(livesPerSecond))) per second)",
+            "life latency µs: p50 \(TextFormat.fixed(l.p50, 0))  p90 \(TextFormat.fixed(l.p90, 0))  p99 \(TextFormat.fixed(l.p99, 0))  p99.9 \(TextFormat.fixed(l.p999, 0))  max \(TextFormat.fixed(l.max, 0))",
+            "errors: \(errors.total) (refused \(errors.refused), reset \(errors.reset), timed out \(errors.timedOut), mismatch \(errors.mismatch), short \(errors.short))"
+                + (errors.firstError.map { "; first: \($0)" } ?? ""),
+        ]
+        if let server {
+            lines.append("server: \(TextFormat.fixed(server.cpuMicrosecondsPerMessage, 1)) µs CPU and \(TextFormat.fixed(server.contextSwitchesPerMessage, 2)) context switches per connection")
+        } else if let serverNote {
+            lines.append("server: \(serverNote)")
+        }
+        lines.append("client: \(TextFormat.fixed(client.cpuMicrosecondsPerMessage, 1)) µs CPU per connection, \(TextFormat.fixed(client.cpuPercent, 0))% of a CPU"
+            + (clientWasTheBottleneck ? " — the client was the bottleneck" : ""))
+        if let stopReason { lines.append("stopped early: \(stopReason)") }
+        return lines.joined(separator: "\n")
+    }
+}
