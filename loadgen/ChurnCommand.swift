@@ -45,11 +45,7 @@ extension Loadgen {
         }
 
         func run() throws {
-            Lifecycle.prepare()
-            let stop = StopRequest()
-            Lifecycle.onStopSignal { stop.request() }
-            let settings = connection.settings
-            if !settings.cpus.isEmpty { pinCurrentThread(to: settings.cpus) }
+            let (settings, stop) = prepareClient(connection)
             var churn = ChurnRun(connection: settings)
             churn.concurrency = concurrency
             churn.messageSize = size

@@ -68,11 +68,7 @@ extension Loadgen {
         }
 
         func run() throws {
-            Lifecycle.prepare()
-            let stop = StopRequest()
-            Lifecycle.onStopSignal { stop.request() }
-            let settings = connection.settings
-            if !settings.cpus.isEmpty { pinCurrentThread(to: settings.cpus) }
+            let (settings, stop) = prepareClient(connection)
             var curve = loadgen.Curve(connection: settings)
             curve.messageSize = size
             curve.duration = duration

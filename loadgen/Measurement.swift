@@ -7,11 +7,7 @@ func measure<Result>(
     _ connection: ConnectionOptions, _ output: OutputOptions,
     _ body: (ConnectionSettings, ((LiveFigures) -> Void)?, StopRequest) throws(StartupError) -> Result
 ) -> Result {
-    Lifecycle.prepare()
-    let stop = StopRequest()
-    Lifecycle.onStopSignal { stop.request() }
-    let settings = connection.settings
-    if !settings.cpus.isEmpty { pinCurrentThread(to: settings.cpus) }
+    let (settings, stop) = prepareClient(connection)
     let live = LiveLine(enabled: !output.noProgress)
     defer { live.clear() }
     do throws(StartupError) {
@@ -20,6 +16,17 @@ func measure<Result>(
         live.clear()
         Lifecycle.fail(tool: "loadgen", message: error.oneLine)
     }
+}
+
+/// The process set-up every load command makes first: signals and limits (`Lifecycle.prepare`),
+/// SIGINT as a request to stop early, the client pinned to `--cpus`.
+func prepareClient(_ connection: ConnectionOptions) -> (ConnectionSettings, StopRequest) {
+    Lifecycle.prepare()
+    let stop = StopRequest()
+    Lifecycle.onStopSignal { stop.request() }
+    let settings = connection.settings
+    if !settings.cpus.isEmpty { pinCurrentThread(to: settings.cpus) }
+    return (settings, stop)
 }
 
 extension StartupError {

@@ -58,6 +58,7 @@ struct ChurnTests {
             "churn", "--target", server.address.description, "--concurrency", "4", "--duration", "300ms", "--warmup", "0s",
         ])
         #expect(outcome.status == 1)
-        #expect(outcome.stdout.contains("errors: ") && outcome.stdout.contains("reset "), "\(outcome.stdout)")
+        #expect(outcome.stdout.contains("errors: ") && outcome.stdout.contains("reset "),
+                "stdout: \(outcome.stdout) stderr: \(outcome.stderr)")
     }
 }

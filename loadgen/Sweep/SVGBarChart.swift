@@ -82,12 +82,7 @@ struct SVGBarChart: Sendable {
             svg.append(##"<text x="\##(n(right + 50))" y="\##(n(ly + 4))">\##(entry.name.xmlEscaped)</text>"##)
         }
         svg.append("</g>")
-        svg.append(##"<g class="footer" fill="#666666" font-size="11">"##)
-        for (index, line) in footer.enumerated() {
-            svg.append(##"<text x="12" y="\##(n(height - 12 - 15 * Double(footer.count - 1 - index)))">\##(line.xmlEscaped)</text>"##)
-        }
-        svg.append("</g>")
-        svg.append("</svg>")
+        svg += SVGChart.footerAndEnd(footer, height: height)
         return svg.joined(separator: "\n") + "\n"
     }
 }

@@ -154,13 +154,17 @@ struct SVGChart: Sendable {
         svg.append("</g>")
 
         // Footer.
-        svg.append(##"<g class="footer" fill="#666666" font-size="11">"##)
+        svg += Self.footerAndEnd(footer, height: height)
+        return svg.joined(separator: "\n") + "\n"
+    }
+
+    /// The grey footer lines under a chart, and the document's end (shared with `SVGBarChart`).
+    static func footerAndEnd(_ footer: [String], height: Double) -> [String] {
+        var svg = [##"<g class="footer" fill="#666666" font-size="11">"##]
         for (index, line) in footer.enumerated() {
             svg.append(##"<text x="12" y="\##(n(height - 12 - 15 * Double(footer.count - 1 - index)))">\##(line.xmlEscaped)</text>"##)
         }
-        svg.append("</g>")
-        svg.append("</svg>")
-        return svg.joined(separator: "\n") + "\n"
+        return svg + ["</g>", "</svg>"]
     }
 
     private var allX: [Double] { series.flatMap { $0.points.map(\.x) + $0.failures.map(\.x) } }
