@@ -25,7 +25,7 @@ release: deps
 test: deps
 	ulimit -n $$(ulimit -Hn) 2>/dev/null; $(SWIFT) build --build-tests && $(SWIFT) test --skip-build
 
-# A sweep of the three servers that fits in about 3 minutes on 2 cores; charts land in $(RESULTS)/.
+# A sweep of the three servers (idle, loaded and churn phases) in about 5 minutes on 2 cores; charts land in $(RESULTS)/.
 demo: release
 	ulimit -n $$(ulimit -Hn) 2>/dev/null; .build/release/loadgen sweep \
 	  --servers threads,libev,tasks --connections 100,1000,5000,10000,19000 \

@@ -36,6 +36,13 @@ struct SweepTests {
 
         // Every step ran and measured both phases.
         #expect(results.complete)
+        // A churn phase per step, after the loaded one: lives, and the server's CPU per connection.
+        for step in results.steps {
+            let churn = try #require(step.completedChurn, "\(step.server) at \(step.connections): \(step.reason ?? "")")
+            #expect(churn.lives > 0 && churn.errors == 0)
+            #expect((churn.serverCPUMicrosecondsPerConnection ?? 0) > 0)
+        }
+        #expect(FileManager.default.fileExists(atPath: output.appendingPathComponent("churn-cpu.svg").path))
         // Kernel memory and the RSS slope over the two counts, for every idle phase.
         for step in results.steps {
             #expect(step.idle?.kernelPerConnection != nil, "\(step.server)")

@@ -33,6 +33,13 @@ enum SweepCharts {
             file: "p99-latency.svg", title: "p99 latency: N connections open, the active ones sending",
             y: .init(label: "p99 round-trip latency", unit: "µs", scale: .log), value: { $0.completedLoaded?.p99Microseconds }),
         Definition(
+            file: "churn-lives.svg", title: "Churn: connection lives per second (connect, one echo, close)",
+            y: .init(label: "lives per second"), value: { $0.completedChurn?.livesPerSecond }),
+        Definition(
+            file: "churn-cpu.svg", title: "Churn: server CPU per connection (creation cost)",
+            y: .init(label: "server CPU per connection", unit: "µs"),
+            value: { $0.completedChurn?.serverCPUMicrosecondsPerConnection }),
+        Definition(
             file: "kernel-per-connection.svg", title: "Kernel memory per idle connection (machine-wide)",
             y: .init(label: "KernelStack + PageTables + SUnreclaim + TCP mem per connection", unit: "KiB"),
             value: { $0.completedIdle?.kernelPerConnection?.totalKiB }),

@@ -53,6 +53,13 @@ struct Sweep: ParsableCommand {
             valueName: "name=options"))
     var scenarios: [String] = []
 
+    @Option(help: ArgumentHelp("Lives in flight in each step's churn phase (connect, one echo, close) after the loaded one. (default: 64)", valueName: "k"),
+            transform: { try TextValues.positiveCount($0, name: "--churn-concurrency") })
+    var churnConcurrency: Int = 64
+
+    @Flag(help: "No churn phase.")
+    var noChurn = false
+
     @Flag(help: "Also run a latency curve (as loadgen curve --rates auto) after the loaded phase at --curve-at connections.")
     var curve = false
 
@@ -208,7 +215,7 @@ struct Sweep: ParsableCommand {
             pinning: pinning(), output: URL(fileURLWithPath: out),
             commandLine: (["loadgen"] + CommandLine.arguments.dropFirst()).map(Self.shellQuoted).joined(separator: " "),
             scenarios: try parsedScenarios(), curveAt: curveConnections,
-            p99LimitMicroseconds: Double(p99Limit.nanoseconds) / 1000)
+            p99LimitMicroseconds: Double(p99Limit.nanoseconds) / 1000, churnConcurrency: noChurn ? nil : churnConcurrency)
         let stop = StopRequest()
         Lifecycle.onStopSignal {
             // Stop between steps and phases; end the server now so nothing waits on it.

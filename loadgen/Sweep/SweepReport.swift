@@ -60,6 +60,8 @@ enum SweepReport {
         ("cli CPU%", { $0.loaded.map { TextFormat.fixed($0.clientCPUPercent, 0) } ?? "-" }),
         ("cli cs/msg", { $0.loaded.map { TextFormat.fixed($0.clientContextSwitchesPerMessage, 3) } ?? "-" }),
         ("fairness", { $0.loaded.map { TextFormat.fixed($0.fairness, 3) } ?? "-" }),
+        ("lives/s", { $0.churn.map { TextFormat.fixed($0.livesPerSecond, 0) } ?? "-" }),
+        ("srv µs/conn", { $0.churn?.serverCPUMicrosecondsPerConnection.map { TextFormat.fixed($0, 1) } ?? "-" }),
         // With --curve: the highest offered rate that met the p99 bound (blank for steps without a curve).
         ("msgs/s within p99", { step in
             guard let curve = step.curve else { return step.curve == nil ? "" : "-" }

@@ -15,10 +15,10 @@ struct SweepStep: Codable, Sendable, Equatable {
     /// The server's name in the sweep: `threads`, `libev`, `tasks`, or a `--server NAME=…` name.
     /// The parts of a step, in order; a failure names the one it happened in.
     enum Phase: String, Codable, Sendable, Comparable {
-        case start, idle, loaded, stop
+        case start, idle, loaded, churn, stop
 
         static func < (a: Phase, b: Phase) -> Bool { a.order < b.order }
-        private var order: Int { [.start, .idle, .loaded, .stop].firstIndex(of: self)! }
+        private var order: Int { [.start, .idle, .loaded, .churn, .stop].firstIndex(of: self)! }
     }
 
     var server: String
@@ -34,6 +34,27 @@ struct SweepStep: Codable, Sendable, Equatable {
     var loaded: LoadedFigures?
     /// `--curve`: latency against offered load at this step's population, after the loaded phase.
     var curve: CurveResult?
+    /// The churn phase (unless `--no-churn`): connection lives against the same server, N still open.
+    var churn: ChurnFigures?
+
+    /// The churn figures, if that phase completed.
+    var completedChurn: ChurnFigures? {
+        guard failedIn.map({ $0 > .churn }) ?? true else { return nil }
+        return churn
+    }
+
+    /// What a sweep keeps of a `loadgen churn` run: the article's creation cost.
+    struct ChurnFigures: Codable, Sendable, Equatable {
+        var concurrency: Int
+        var lives: Int
+        var livesPerSecond: Double
+        var p99Microseconds: Double
+        var serverCPUMicrosecondsPerConnection: Double?
+        var serverContextSwitchesPerConnection: Double?
+        var clientCPUMicrosecondsPerConnection: Double
+        var clientWasTheBottleneck: Bool
+        var errors: Int
+    }
 
     /// The idle figures, if that phase completed (all N open and measured), even when a later phase failed.
     var completedIdle: IdleFigures? {
@@ -175,6 +196,7 @@ struct SweepResults: Codable, Sendable, Equatable {
         "server_cpu_percent", "server_ctx_switches_per_msg", "loaded_rss_kib", "client_cpu_percent",
         "client_ctx_switches_per_msg", "fairness_jain", "errors",
         "rss_slope_kib_per_connection", "kernel_per_connection_kib_machine_wide", "scenario", "p999_us",
+        "churn_lives_per_second", "churn_server_cpu_us_per_connection", "churn_client_cpu_us_per_connection",
     ]
 
     /// One header line, then one line per step; empty fields where a phase has no figure.
@@ -199,6 +221,9 @@ struct SweepResults: Codable, Sendable, Equatable {
                 loaded.map { String($0.errors) },
                 idle?.rssSlopeKiBPerConnection.map(TextFormat.trimmed), idle?.kernelPerConnection.map { TextFormat.trimmed($0.totalKiB) },
                 step.scenario, loaded?.p999Microseconds.map(TextFormat.trimmed),
+                step.churn.map { TextFormat.trimmed($0.livesPerSecond) },
+                step.churn?.serverCPUMicrosecondsPerConnection.map(TextFormat.trimmed),
+                step.churn.map { TextFormat.trimmed($0.clientCPUMicrosecondsPerConnection) },
             ]
             lines.append(fields.map { TextFormat.csvField($0 ?? "") }.joined(separator: ","))
         }

@@ -25,6 +25,8 @@ struct SweepPlan: Sendable {
     /// `--curve`: the connection count whose step also runs a latency curve, and its p99 bound (µs).
     var curveAt: Int? = nil
     var p99LimitMicroseconds = 10_000.0
+    /// Lives in flight in each step's churn phase; nil for none (`--no-churn`).
+    var churnConcurrency: Int? = 64
 }
 
 /// Runs a sweep: for each server, for each connection count, a fresh server, an idle phase and a
@@ -100,6 +102,10 @@ final class SweepRunner {
                 phase = .loaded
                 try loadedPhase(running, population: population, count: count, into: &step)
                 if plan.curveAt == count { try curvePhase(running, count: count, into: &step) }
+                if let concurrency = plan.churnConcurrency {
+                    phase = .churn
+                    try churnPhase(running, concurrency: concurrency, into: &step)
+                }
             }
         } catch {
             step = step.failing(error.description, in: phase, stopped: stop.isRequested)
@@ -187,6 +193,37 @@ final class SweepRunner {
         }
         if step.curve?.complete == false {
             throw SweepFailure("curve phase: \(step.curve?.stopReason ?? "ended early")\(server.exitNote)")
+        }
+    }
+
+    /// After the loaded phase, with the idle connections still open: `loadgen churn` for the
+    /// loaded phase's duration, its lives from 32 loopback addresses (each closed life holds a port
+    /// in TIME_WAIT).
+    private func churnPhase(_ server: RunningServer, concurrency: Int, into step: inout SweepStep) throws(SweepFailure) {
+        var settings = ConnectionSettings(target: server.address, connections: 1)
+        settings.cpus = plan.pinning.client?.cpus ?? []
+        settings.sourceAddresses = (1...32).compactMap { SocketAddress("127.0.0.\($0)") }
+        if let stats = server.statsAddress { settings.serverStats = stats } else { settings.serverPID = server.pid }
+        var churn = ChurnRun(connection: settings)
+        churn.concurrency = concurrency
+        churn.duration = plan.duration
+        churn.warmup = plan.warmup
+        progress.show("churn: \(concurrency) lives in flight")
+        let result: ChurnResult
+        do {
+            result = try churn.run(stop: stop)
+        } catch {
+            throw SweepFailure("churn phase: \(error)\(server.exitNote)")
+        }
+        step.churn = SweepStep.ChurnFigures(
+            concurrency: concurrency, lives: result.lives, livesPerSecond: result.livesPerSecond,
+            p99Microseconds: result.latencyMicroseconds.p99,
+            serverCPUMicrosecondsPerConnection: result.server?.cpuMicrosecondsPerMessage,
+            serverContextSwitchesPerConnection: result.server?.contextSwitchesPerMessage,
+            clientCPUMicrosecondsPerConnection: result.client.cpuMicrosecondsPerMessage,
+            clientWasTheBottleneck: result.clientWasTheBottleneck, errors: result.errors.total)
+        if !result.succeeded {
+            throw SweepFailure("churn phase: \(result.stopReason ?? "\(result.errors.total) errors; first: \(result.errors.firstError ?? "?")")\(server.exitNote)")
         }
     }
 
