@@ -36,7 +36,8 @@ struct Acceptor: Sendable {
         var spare = Self.openSpare()
         defer { if spare >= 0 { close(spare) } }
         var warnedOutOfDescriptors = false
-        try await withThrowingDiscardingTaskGroup { connections in
+        try await withThrowingDiscardingTaskGroup { batches in
+            var batch: ConnectionBatch? = nil
             var acceptedInARow = 0
             while true {
                 // A flood of connects never parks the accept task, so look for cancellation here.
@@ -78,23 +79,32 @@ struct Acceptor: Sendable {
                 warnedOutOfDescriptors = false
                 if spare < 0 { spare = Self.openSpare() }
                 if let connection = admit(fd) {
-                    let (tally, counters, cost, offload) = (tally, counters, cost, offload)
-                    if cost.isNone {
-                        connections.addTask(executorPreference: loop) {
-                            await PollerEchoConnection.echo(connection, tally: tally, counters: counters)
-                        }
-                    } else {
-                        connections.addTask(executorPreference: loop) {
-                            await PollerEchoConnection.echo(
-                                connection, tally: tally, counters: counters, cost: cost, offload: offload)
-                        }
+                    if batch == nil || batch!.isFull {
+                        batch?.close()
+                        batch = ConnectionBatch.start(in: &batches, acceptor: self)
                     }
+                    batch!.add(connection)
                 }
                 acceptedInARow += 1
                 if acceptedInARow == Self.batch {
                     acceptedInARow = 0
                     await Task.yield()
                 }
+            }
+        }
+    }
+
+    /// One connection's task, with `--work`/`--block` only when asked (its own echo function, so the
+    /// plain one's idle frame stays as small as it is).
+    func addConnectionTask(_ connection: PollConnection, to group: inout DiscardingTaskGroup) {
+        let (tally, counters, cost, offload) = (tally, counters, cost, offload)
+        if cost.isNone {
+            group.addTask(executorPreference: loop) {
+                await PollerEchoConnection.echo(connection, tally: tally, counters: counters)
+            }
+        } else {
+            group.addTask(executorPreference: loop) {
+                await PollerEchoConnection.echo(connection, tally: tally, counters: counters, cost: cost, offload: offload)
             }
         }
     }
