@@ -5,8 +5,10 @@ import NetPoller
 ///
 /// ```
 /// server task (on loop 0)                      withThrowingDiscardingTaskGroup
-/// ├── accept task, loop 0                      its own discarding group of connections
-/// │   ├── connection task (loop 0)             read → write → read … parks only on EAGAIN
+/// ├── accept task, loop 0                      its own discarding group of batches
+/// │   ├── batch task (loop 0)                  a group of up to 256 connections (ConnectionBatch)
+/// │   │   ├── connection task (loop 0)         read → write → read … parks only on EAGAIN
+/// │   │   └── …
 /// │   └── …
 /// └── accept task, loop 1 …
 /// ```
