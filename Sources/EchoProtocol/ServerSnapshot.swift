@@ -62,26 +62,92 @@ public struct ServerSnapshot: Codable, Sendable, Equatable {
     /// A foreign process, read from /proc: CPU from /proc/PID/stat, context switches summed over
     /// its threads, memory from its status file. Nil when the process is gone.
     public static func ofProcess(pid: Int32, variant: String = "foreign") -> ServerSnapshot? {
-        guard let status = ProcStatus.read(pid: pid), let stat = readText("/proc/\(pid)/stat"),
-            let switches = ProcStatus.contextSwitchesOfAllThreads(pid: pid)
-        else { return nil }
-        // Fields after the command name, which is in parentheses and may contain spaces.
-        guard let close = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        // fields[0] is field 3 (state): utime is field 14, stime 15, starttime 22.
-        guard fields.count > 19, let utime = Double(fields[11]), let stime = Double(fields[12]),
-            let start = Double(fields[19])
-        else { return nil }
+        // A server made of several processes (one that forks per connection, an inetd) is its whole
+        // tree: memory, threads, descriptors, CPU and switches are summed over the live descendants,
+        // and the CPU of children already reaped comes from the root's cutime/cstime.
+        guard let root = ProcessFigures.read(pid: pid) else { return nil }
+        var total = root
+        for child in descendants(of: pid) {
+            if let figures = ProcessFigures.read(pid: child) { total.add(figures) }
+        }
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         let uptime = (readText("/proc/uptime")?.split(separator: " ").first).flatMap { Double($0) } ?? 0
         return ServerSnapshot(
-            variant: variant, pid: pid, uptimeSeconds: max(0, uptime - start / ticks), counters: nil,
+            variant: variant, pid: pid, uptimeSeconds: max(0, uptime - root.startTicks / ticks), counters: nil,
             usage: ResourceUsage(
-                userSeconds: utime / ticks, systemSeconds: stime / ticks,
-                voluntaryContextSwitches: switches.voluntary, involuntaryContextSwitches: switches.involuntary,
-                maxRSSKiB: status.vmHWMKiB),
-            memory: Memory(rssKiB: status.vmRSSKiB, hwmKiB: status.vmHWMKiB, vmSizeKiB: status.vmSizeKiB),
-            threads: status.threads, openFDs: openFileDescriptorCount(pid: pid) ?? 0)
+                userSeconds: (total.utimeTicks + root.reapedUtimeTicks) / ticks,
+                systemSeconds: (total.stimeTicks + root.reapedStimeTicks) / ticks,
+                voluntaryContextSwitches: total.voluntary, involuntaryContextSwitches: total.involuntary,
+                maxRSSKiB: total.hwmKiB),
+            memory: Memory(rssKiB: total.rssKiB, hwmKiB: total.hwmKiB, vmSizeKiB: total.vmSizeKiB),
+            threads: total.threads, openFDs: total.openFDs)
+    }
+
+    /// Every live process below `pid`, found by walking /proc's parent links.
+    public static func descendants(of pid: Int32) -> [Int32] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        var children: [Int32: [Int32]] = [:]
+        for name in names {
+            guard let process = Int32(name), let stat = readText("/proc/\(name)/stat"),
+                let close = stat.lastIndex(of: ")")
+            else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, let parent = Int32(fields[1]) { children[parent, default: []].append(process) }
+        }
+        var found: [Int32] = []
+        var queue = children[pid] ?? []
+        while let next = queue.popLast() {
+            found.append(next)
+            queue += children[next] ?? []
+        }
+        return found
+    }
+
+    /// One process's figures from /proc, in the units /proc gives (clock ticks, KiB).
+    struct ProcessFigures {
+        var rssKiB: Int
+        var hwmKiB: Int
+        var vmSizeKiB: Int
+        var threads: Int
+        var openFDs: Int
+        var utimeTicks: Double
+        var stimeTicks: Double
+        var reapedUtimeTicks: Double
+        var reapedStimeTicks: Double
+        var startTicks: Double
+        var voluntary: Int
+        var involuntary: Int
+
+        static func read(pid: Int32) -> ProcessFigures? {
+            guard let status = ProcStatus.read(pid: pid), let stat = readText("/proc/\(pid)/stat"),
+                let switches = ProcStatus.contextSwitchesOfAllThreads(pid: pid)
+            else { return nil }
+            // Fields after the command name, which is in parentheses and may contain spaces.
+            guard let close = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            // fields[0] is field 3 (state): utime is field 14, stime 15, cutime 16, cstime 17, starttime 22.
+            guard fields.count > 19, let utime = Double(fields[11]), let stime = Double(fields[12]),
+                let cutime = Double(fields[13]), let cstime = Double(fields[14]), let start = Double(fields[19])
+            else { return nil }
+            return ProcessFigures(
+                rssKiB: status.vmRSSKiB, hwmKiB: status.vmHWMKiB, vmSizeKiB: status.vmSizeKiB, threads: status.threads,
+                openFDs: openFileDescriptorCount(pid: pid) ?? 0, utimeTicks: utime, stimeTicks: stime,
+                reapedUtimeTicks: cutime, reapedStimeTicks: cstime, startTicks: start,
+                voluntary: switches.voluntary, involuntary: switches.involuntary)
+        }
+
+        /// Adds a descendant's live figures (its reaped children are counted by their own parent).
+        mutating func add(_ other: ProcessFigures) {
+            rssKiB += other.rssKiB
+            hwmKiB += other.hwmKiB
+            vmSizeKiB += other.vmSizeKiB
+            threads += other.threads
+            openFDs += other.openFDs
+            utimeTicks += other.utimeTicks + other.reapedUtimeTicks
+            stimeTicks += other.stimeTicks + other.reapedStimeTicks
+            voluntary += other.voluntary
+            involuntary += other.involuntary
+        }
     }
 
     /// One line of JSON with stable key order.

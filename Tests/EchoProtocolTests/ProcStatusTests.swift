@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
 import EchoProtocol
 import Testing
 
@@ -48,3 +52,32 @@ struct ProcStatusTests {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// A server made of several processes is read as its whole tree (issue 12).
+struct ProcessTreeTests {
+    @Test func aProcessTreeIsSummedOverItsDescendants() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "sleep 30 & sleep 30 & wait"]
+        try process.run()
+        defer {
+            // End what this test started, by PID: the two sleeps, then the shell (SIGKILL: a signal
+            // mask inherited from the test runner may block SIGTERM).
+            for child in ServerSnapshot.descendants(of: process.processIdentifier) { kill(child, SIGKILL) }
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        var children: [Int32] = []
+        for _ in 0..<100 where children.count < 2 {
+            usleep(20_000)
+            children = ServerSnapshot.descendants(of: process.processIdentifier)
+        }
+        #expect(children.count == 2)
+        let tree = try #require(ServerSnapshot.ofProcess(pid: process.processIdentifier))
+        let shell = try #require(ProcStatus.read(pid: process.processIdentifier))
+        let sleeper = try #require(ProcStatus.read(pid: children[0]))
+        #expect(tree.threads == 3)
+        #expect(tree.memory.rssKiB >= shell.vmRSSKiB + sleeper.vmRSSKiB)
+        #expect(tree.openFDs >= 3 * 3)
+    }
+}
