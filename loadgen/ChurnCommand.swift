@@ -68,13 +68,7 @@ extension Loadgen {
                           result.server.map { TextFormat.trimmed($0.cpuMicrosecondsPerMessage) } ?? "",
                           TextFormat.trimmed(result.client.cpuMicrosecondsPerMessage)])
             }
-            if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(result), as: UTF8.self))
-            } else {
-                print(result.table)
-            }
+            Lifecycle.printLine(json ? Report.jsonText(result) : result.table)
             if let stopReason = result.stopReason, stopReason.hasPrefix("out of local ports") {
                 writeAll(STDERR_FILENO, Array("loadgen: \(stopReason)\n".utf8))
             }

@@ -89,13 +89,7 @@ extension Loadgen {
             } catch {
                 Lifecycle.fail(tool: "loadgen", message: error.oneLine)
             }
-            if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(result), as: UTF8.self))
-            } else {
-                print(result.table)
-            }
+            Lifecycle.printLine(json ? Report.jsonText(result) : result.table)
             if !result.complete { throw ExitCode(1) }
         }
 

@@ -108,7 +108,7 @@ enum SweepCharts {
         let scenarios = (results.settings.scenarios ?? []).map(\.name)
         var servers: [String] = []
         for step in results.steps where step.scenario != nil {
-            let base = SweptServer(name: step.server, launch: .foreign(command: ""), scenario: step.scenario).base
+            let base = SweptServer.baseName(step.server, scenario: step.scenario)
             if !servers.contains(base) { servers.append(base) }
         }
         var chart = SVGBarChart(title: definition.title, y: definition.y, categories: scenarios)

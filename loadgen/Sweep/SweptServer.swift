@@ -21,7 +21,13 @@ struct SweptServer: Sendable, Equatable {
     /// `--scenario NAME=…`: the scenario this run of the server belongs to; `name` is then
     /// `SERVER/SCENARIO` and `base` the server's own name.
     var scenario: String? = nil
-    var base: String { scenario.map { name.hasSuffix("/" + $0) ? String(name.dropLast($0.count + 1)) : name } ?? name }
+    var base: String { Self.baseName(name, scenario: scenario) }
+
+    /// `libev/block` under scenario `block` → `libev`.
+    static func baseName(_ name: String, scenario: String?) -> String {
+        guard let scenario, name.hasSuffix("/" + scenario) else { return name }
+        return String(name.dropLast(scenario.count + 1))
+    }
 
     /// The same server with a scenario's options added (a foreign server has none to add).
     func under(_ scenario: SweepScenario) -> SweptServer? {
