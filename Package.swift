@@ -25,9 +25,12 @@ let package = Package(
         // The netpoller: epoll loops that are Swift task executors (Go's runtime/netpoll, for tasks);
         // also the package's one epoll binding.
         .target(name: "NetPoller"),
+        // The kernel's taskstats netlink interface (linux-libc-dev's headers): a foreign server's
+        // context switches summed over its threads in one request.
+        .systemLibrary(name: "CTaskstats"),
         .target(
             name: "EchoProtocol",
-            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["CTaskstats", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "echo-threads",

@@ -49,7 +49,8 @@ struct IdleRun: Sendable {
         var stopReason: String? = nil
         watch.wait(until: monotonicNanoseconds() + hold.nanoseconds) { group.allFinished }
         let heldOpen = group.open
-        let after = LoadRun.read(probe, note: &serverNote, when: "with the connections open")
+        var readSeconds = 0.0  // outside any measured window: idle measures memory, not rate
+        let after = LoadRun.read(probe, note: &serverNote, when: "with the connections open", took: &readSeconds)
         let kernelAfter = KernelMemory.read()
         if group.allFinished {
             stopReason = "every connection was lost"

@@ -73,6 +73,7 @@ struct LoadRun: Sendable {
         var serverStart: ServerSnapshot? = nil
         var serverEnd: ServerSnapshot? = nil
         var serverNote = probeNote
+        var serverReadSeconds = 0.0
         var clientStart = ResourceUsage.ofSelf()
         var clientEnd = clientStart
         var measuredFrom = start
@@ -83,7 +84,8 @@ struct LoadRun: Sendable {
         if watch.wait(until: measureAt, done: { group.allFinished }) {
             measuredFrom = monotonicNanoseconds()
             clientStart = ResourceUsage.ofSelf()
-            serverStart = Self.read(probe, note: &serverNote, when: "at the start of the measured phase")
+            serverStart = Self.read(probe, note: &serverNote, when: "at the start of the measured phase",
+                                     took: &serverReadSeconds)
             watch.phase = "measuring"
             watch.beginSeries()
             ranToTheEnd = watch.wait(until: group.control.stopAt.load(ordering: .relaxed), done: { group.allFinished })
@@ -99,7 +101,8 @@ struct LoadRun: Sendable {
         measuredTo = monotonicNanoseconds()
         clientEnd = ResourceUsage.ofSelf()
         if serverStart != nil {
-            serverEnd = Self.read(probe, note: &serverNote, when: "at the end of the measured phase")
+            serverEnd = Self.read(probe, note: &serverNote, when: "at the end of the measured phase",
+                                   took: &serverReadSeconds)
         }
 
         // Drain: the loops drain within the drain timeout (the deadline is a safety net), then hold their
@@ -135,7 +138,8 @@ struct LoadRun: Sendable {
         var server: ServerFigures? = nil
         if let probe, let serverStart, let serverEnd {
             server = ServerFigures(source: probe.method, from: serverStart, to: serverEnd, seconds: usageSeconds,
-                                   messages: messages)
+                                   messages: messages, readSeconds: serverReadSeconds)
+            if let slow = server?.readNote { serverNote = [serverNote, slow].compactMap { $0 }.joined(separator: "; ") }
         }
         return LoadResult(
             target: connection.target.description,
@@ -159,9 +163,12 @@ struct LoadRun: Sendable {
             latencyHistogram: latency, provenance: .current(), perSecond: watch.series)
     }
 
-    /// A server snapshot, or nil with the reason added to `note`.
-    static func read(_ probe: ServerProbe?, note: inout String?, when: String) -> ServerSnapshot? {
+    /// A server snapshot, or nil with the reason added to `note`. `took` grows to the longest read so
+    /// far: a read inside a measured window takes CPU from the load (see ServerFigures.readNote).
+    static func read(_ probe: ServerProbe?, note: inout String?, when: String, took: inout Double) -> ServerSnapshot? {
         guard let probe else { return nil }
+        let began = monotonicNanoseconds()
+        defer { took = max(took, Double(monotonicNanoseconds() - began) / 1e9) }
         do {
             return try probe.snapshot()
         } catch {

@@ -18,6 +18,9 @@ public struct ServerSnapshot: Codable, Sendable, Equatable {
     public var memory: Memory
     public var threads: Int
     public var openFDs: Int
+    /// How `usage`'s context switches were counted: `getrusage` (a server's own), `taskstats` or
+    /// `proc-threads` (a foreign server; see ThreadGroupStats). Absent from older snapshots.
+    public var contextSwitchesFrom: String?
 
     public struct Memory: Codable, Sendable, Equatable {
         public var rssKiB: Int
@@ -33,7 +36,7 @@ public struct ServerSnapshot: Codable, Sendable, Equatable {
 
     public init(
         variant: String, pid: Int32, uptimeSeconds: Double, counters: ConnectionCounts?, usage: ResourceUsage,
-        memory: Memory, threads: Int, openFDs: Int
+        memory: Memory, threads: Int, openFDs: Int, contextSwitchesFrom: String? = nil
     ) {
         self.variant = variant
         self.pid = pid
@@ -43,6 +46,7 @@ public struct ServerSnapshot: Codable, Sendable, Equatable {
         self.memory = memory
         self.threads = threads
         self.openFDs = openFDs
+        self.contextSwitchesFrom = contextSwitchesFrom
     }
 
     /// This process, now: counters plus getrusage, /proc/self/status and the open-fd count.
@@ -56,11 +60,11 @@ public struct ServerSnapshot: Codable, Sendable, Equatable {
             uptimeSeconds: Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18,
             counters: counters.snapshot, usage: .ofSelf(),
             memory: Memory(rssKiB: status.vmRSSKiB, hwmKiB: status.vmHWMKiB, vmSizeKiB: status.vmSizeKiB),
-            threads: status.threads, openFDs: openFileDescriptorCount() ?? 0)
+            threads: status.threads, openFDs: openFileDescriptorCount() ?? 0, contextSwitchesFrom: "getrusage")
     }
 
-    /// A foreign process, read from /proc: CPU from /proc/PID/stat, context switches summed over
-    /// its threads, memory from its status file. Nil when the process is gone.
+    /// A foreign process, read from /proc: CPU from /proc/PID/stat, context switches of all its
+    /// threads (taskstats, or a sum over /proc/PID/task), memory from its status file. Nil when the process is gone.
     public static func ofProcess(pid: Int32, variant: String = "foreign") -> ServerSnapshot? {
         // A server made of several processes (one that forks per connection, an inetd) is its whole
         // tree: memory, threads, descriptors, CPU and switches are summed over the live descendants,
@@ -80,7 +84,7 @@ public struct ServerSnapshot: Codable, Sendable, Equatable {
                 voluntaryContextSwitches: total.voluntary, involuntaryContextSwitches: total.involuntary,
                 maxRSSKiB: total.hwmKiB),
             memory: Memory(rssKiB: total.rssKiB, hwmKiB: total.hwmKiB, vmSizeKiB: total.vmSizeKiB),
-            threads: total.threads, openFDs: total.openFDs)
+            threads: total.threads, openFDs: total.openFDs, contextSwitchesFrom: total.switchesFrom)
     }
 
     /// Every live process below `pid`, found by walking /proc's parent links.
@@ -117,10 +121,15 @@ public struct ServerSnapshot: Codable, Sendable, Equatable {
         var startTicks: Double
         var voluntary: Int
         var involuntary: Int
+        /// `taskstats`, or `proc-threads` when any process of the tree had to be read a file per thread.
+        var switchesFrom: String
 
         static func read(pid: Int32) -> ProcessFigures? {
+            // Taskstats sums the switches of every thread in one request; the per-thread /proc sum is the
+            // fallback where it is not permitted, and takes a file per thread (see ThreadGroupStats).
+            let counted = ThreadGroupStats.contextSwitches(ofThreadGroup: pid)
             guard let status = ProcStatus.read(pid: pid), let stat = readText("/proc/\(pid)/stat"),
-                let switches = ProcStatus.contextSwitchesOfAllThreads(pid: pid)
+                let switches = counted.map({ ($0.voluntary, $0.involuntary) }) ?? ProcStatus.contextSwitchesOfAllThreads(pid: pid)
             else { return nil }
             // Fields after the command name, which is in parentheses and may contain spaces.
             guard let close = stat.lastIndex(of: ")") else { return nil }
@@ -133,7 +142,7 @@ public struct ServerSnapshot: Codable, Sendable, Equatable {
                 rssKiB: status.vmRSSKiB, hwmKiB: status.vmHWMKiB, vmSizeKiB: status.vmSizeKiB, threads: status.threads,
                 openFDs: openFileDescriptorCount(pid: pid) ?? 0, utimeTicks: utime, stimeTicks: stime,
                 reapedUtimeTicks: cutime, reapedStimeTicks: cstime, startTicks: start,
-                voluntary: switches.voluntary, involuntary: switches.involuntary)
+                voluntary: switches.0, involuntary: switches.1, switchesFrom: counted == nil ? "proc-threads" : "taskstats")
         }
 
         /// Adds a descendant's live figures (its reaped children are counted by their own parent).
@@ -147,6 +156,7 @@ public struct ServerSnapshot: Codable, Sendable, Equatable {
             stimeTicks += other.stimeTicks + other.reapedStimeTicks
             voluntary += other.voluntary
             involuntary += other.involuntary
+            if other.switchesFrom != "taskstats" { switchesFrom = other.switchesFrom }
         }
     }
 
