@@ -1,14 +1,18 @@
 import Foundation
 
 /// Grouped bars: one group per category (a sweep's scenarios), one bar per series (its servers) in
-/// each, in the colours `SVGChart` gives the same series. Shares `SVGChart`'s axis, ticks and
-/// palette, so the two kinds of chart read alike.
+/// each, in the colours `SVGChart` gives the same series. Or, `stacked`, one bar per category made of
+/// the series laid on each other (a server's memory as user + kernel). Shares `SVGChart`'s axis,
+/// ticks and palette, so the two kinds of chart read alike.
 struct SVGBarChart: Sendable {
     var title: String
     var y: SVGChart.Axis
     var categories: [String]
     /// Per series, one value per category (nil: no figure, e.g. the step failed; drawn as "✕").
     var series: [(name: String, values: [Double?])] = []
+    /// One bar per category, the series stacked from the bottom in order (linear scale; a negative
+    /// part is drawn as zero and its exact value kept in the tooltip).
+    var stacked = false
     var footer: [String] = []
     var width = 820.0
     var height = 500.0
@@ -19,12 +23,15 @@ struct SVGBarChart: Sendable {
     private var bottom: Double { height - 62 - 15 * Double(footer.count) }
 
     func render() -> String {
-        let values = series.flatMap { $0.values.compactMap { $0 } }
+        let values = stacked
+            ? categories.indices.map { index in series.reduce(0) { $0 + max(0, Self.value($1.values, index) ?? 0) } }
+            : series.flatMap { $0.values.compactMap { $0 } }
         let yRange = SVGChart.range(of: values, scale: y.scale, includeZero: y.scale == .linear)
         let mapY = SVGChart.Mapping(range: yRange, scale: y.scale, from: bottom, to: top)
         let base = y.scale == .log ? bottom : mapY(max(yRange.lowerBound, 0))
         let groupWidth = (right - left) / Double(max(categories.count, 1))
-        let barWidth = groupWidth * 0.8 / Double(max(series.count, 1))
+        let barWidth = stacked ? groupWidth * 0.5 : groupWidth * 0.8 / Double(max(series.count, 1))
+        var stackTops = [Double](repeating: 0, count: categories.count)  // stacked: the value reached so far
 
         var svg: [String] = [
             ##"<?xml version="1.0" encoding="UTF-8"?>"##,
@@ -60,7 +67,19 @@ struct SVGBarChart: Sendable {
             let colour = SVGChart.palette[seriesIndex % SVGChart.palette.count]
             svg.append(##"<g class="series" data-series="\##(entry.name.xmlEscaped)" fill="\##(colour)">"##)
             for (index, value) in entry.values.enumerated() where index < categories.count {
-                let x = left + groupWidth * (Double(index) + 0.1) + barWidth * Double(seriesIndex)
+                let x = stacked
+                    ? left + groupWidth * (Double(index) + 0.25)
+                    : left + groupWidth * (Double(index) + 0.1) + barWidth * Double(seriesIndex)
+                if stacked {
+                    guard let value, value.isFinite else { continue }
+                    let from = stackTops[index]
+                    stackTops[index] += max(0, value)
+                    let (yLow, yHigh) = (mapY(from), mapY(stackTops[index]))
+                    svg.append(
+                        ##"<rect x="\##(n(x))" y="\##(n(yHigh))" width="\##(n(barWidth))" height="\##(n(yLow - yHigh))">"##
+                            + "<title>\(entry.name.xmlEscaped), \(categories[index].xmlEscaped): \(SVGChart.exact(value))</title></rect>")
+                    continue
+                }
                 guard let value, value.isFinite, y.scale == .linear || value > 0 else {
                     svg.append(
                         ##"<text x="\##(n(x + barWidth / 2))" y="\##(n(bottom - 4))" text-anchor="middle" fill="\##(colour)">✕<title>\##(entry.name.xmlEscaped), \##(categories[index].xmlEscaped): no figure</title></text>"##)
@@ -74,6 +93,14 @@ struct SVGBarChart: Sendable {
             svg.append("</g>")
         }
 
+        if stacked {  // each bar's total above it
+            svg.append(##"<g class="totals" fill="#333333" text-anchor="middle">"##)
+            for (index, total) in stackTops.enumerated() where series.contains(where: { Self.value($0.values, index) != nil }) {
+                let cx = left + groupWidth * (Double(index) + 0.5)
+                svg.append(##"<text x="\##(n(cx))" y="\##(n(mapY(total) - 6))">\##(SVGChart.label(total))</text>"##)
+            }
+            svg.append("</g>")
+        }
         svg.append(##"<g class="legend">"##)
         for (index, entry) in series.enumerated() {
             let colour = SVGChart.palette[index % SVGChart.palette.count]
@@ -85,4 +112,6 @@ struct SVGBarChart: Sendable {
         svg += SVGChart.footerAndEnd(footer, height: height)
         return svg.joined(separator: "\n") + "\n"
     }
+
+    private static func value(_ values: [Double?], _ index: Int) -> Double? { index < values.count ? values[index] : nil }
 }

@@ -43,12 +43,6 @@ enum SweepCharts {
             file: "kernel-per-connection.svg", title: "Kernel memory per idle connection (machine-wide)",
             y: .init(label: "KernelStack + PageTables + SUnreclaim + TCP mem per connection", unit: "KiB"),
             value: { $0.completedIdle?.kernelPerConnection?.totalKiB }),
-        Definition(
-            file: "memory-per-connection.svg", title: "Memory per idle connection: RSS + kernel (machine-wide)",
-            y: .init(label: "user (RSS) + kernel per connection", unit: "KiB"),
-            value: { step in
-                step.completedIdle.flatMap { idle in idle.kernelPerConnection.map { idle.rssPerConnectionKiB + $0.totalKiB } }
-            }),
     ]
 
     /// With `--scenario`: the loaded phase's figures, grouped by scenario, a bar per server.
@@ -85,10 +79,44 @@ enum SweepCharts {
         return chart
     }
 
+    /// Memory per idle connection, one bar per server at the largest N its idle phase completed,
+    /// stacked: user (the server's RSS) and then the kernel's parts, which RSS does not show
+    /// (a thread's kernel stack and page tables, socket slab, TCP buffers).
+    static func memoryStackChart(_ results: SweepResults) -> SVGBarChart {
+        let largest: [(server: String, step: SweepStep)] = results.serverNames.compactMap { name in
+            results.steps.filter { $0.server == name && $0.completedIdle?.kernelPerConnection != nil }
+                .max { $0.connections < $1.connections }.map { (name, $0) }
+        }
+        var chart = SVGBarChart(
+            title: "Memory per idle connection: user (RSS) + kernel (machine-wide)",
+            y: .init(label: "KiB per idle connection", unit: "KiB"),
+            categories: largest.map { "\($0.server) · \(TextFormat.grouped($0.step.connections))" })
+        chart.stacked = true
+        let layers: [(String, @Sendable (SweepStep.IdleFigures, KernelPerConnection) -> Double)] = [
+            ("user: RSS", { idle, _ in idle.rssPerConnectionKiB }),
+            ("KernelStack", { $1.kernelStackKiB }),
+            ("PageTables", { $1.pageTablesKiB }),
+            ("SUnreclaim (slab)", { $1.slabUnreclaimableKiB }),
+            ("TCP mem", { $1.tcpMemKiB }),
+        ]
+        chart.series = layers.map { name, part in
+            (name: name, values: largest.map { entry in
+                entry.step.completedIdle.flatMap { idle in idle.kernelPerConnection.map { part(idle, $0) } }
+            })
+        }
+        chart.footer = ["kernel parts: /proc/meminfo and /proc/net/sockstat deltas, every process on the machine (the client's sockets too)"]
+            + footer(results)
+        return chart
+    }
+
     /// Every chart of `results`, as (file name, title, SVG text).
     static func render(_ results: SweepResults) -> [(file: String, title: String, svg: String)] {
         var charts = definitions.map { definition in
             (file: definition.file, title: definition.title, svg: chart(definition, results).render())
+        }
+        let memory = memoryStackChart(results)
+        if !memory.categories.isEmpty {
+            charts.append((file: "memory-per-connection.svg", title: memory.title, svg: memory.render()))
         }
         if results.steps.contains(where: { $0.curve != nil }) {
             let chart = curveChart(results)
