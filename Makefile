@@ -8,11 +8,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 all: build
 
-# libev is the one system library: Debian's libev-dev (headers + libev.so).
+# libev is the one system library: Debian's libev-dev (headers + libev.so). linux-libc-dev gives
+# the taskstats headers; python3 runs the forking server the process-tree tests measure.
 deps:
-	@dpkg -s libev-dev >/dev/null 2>&1 || { \
-	  echo "make: installing libev-dev"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libev-dev; }
+	@dpkg -s libev-dev linux-libc-dev >/dev/null 2>&1 && command -v python3 >/dev/null || { \
+	  echo "make: installing libev-dev linux-libc-dev python3"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libev-dev linux-libc-dev python3; }
 
 build: deps
 	$(SWIFT) build
