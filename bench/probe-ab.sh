@@ -3,7 +3,8 @@
 # (CPU 0) holds IDLE idle connections (another loadgen, CPU 1); then `loadgen run -c 100` (loops on
 # CPU 1) reads it alternately through its stats endpoint and through --server-pid, ROUNDS pairs.
 # Prints each run, then the medians of the per-pair ratios (pid / stats) of msgs/s, server context
-# switches per message, client CPU per message and server CPU per message.
+# switches per message, client CPU per message and server CPU per message. Each run line ends with
+# the longer server read in ms and how the switches were counted.
 # Usage: bench/probe-ab.sh [ROUNDS] [IDLE] [SERVER-BINARY]   (defaults 4, 4900, echo-threads)
 cd "$(dirname "$0")/.."; R=.build/release
 rounds=${1:-4}; idle=${2:-4900}; server=${3:-$R/echo-threads}; port=27300; stats=27301
@@ -26,13 +27,14 @@ for r in $(seq 1 $rounds); do for probe in stats pid; do
 import json,sys
 d=json.load(sys.stdin); s=d['server']; c=d['client']
 print($r, '$probe', round(d['messagesPerSecond']), round(s['contextSwitchesPerMessage'],3),
-      round(c['cpuMicrosecondsPerMessage'],2), round(s['cpuMicrosecondsPerMessage'],2))" | tee -a $out
+      round(c['cpuMicrosecondsPerMessage'],2), round(s['cpuMicrosecondsPerMessage'],2),
+      round(s.get('readMilliseconds',0),1), s.get('contextSwitchesFrom'))" | tee -a $out
 done; done
 python3 - $out <<'PY'
 import sys, statistics
 rows=[l.split() for l in open(sys.argv[1])]
 by={}
-for r in rows: by.setdefault(r[0],{})[r[1]]=[float(x) for x in r[2:]]
+for r in rows: by.setdefault(r[0],{})[r[1]]=[float(x) for x in r[2:6]]
 names=["msgs/s","server cs/msg","client us/msg","server us/msg"]
 for i,n in enumerate(names):
     ratios=[p["pid"][i]/p["stats"][i] for p in by.values() if "pid" in p and "stats" in p and p["stats"][i]]

@@ -59,7 +59,7 @@ struct ChurnRun {
         var serverStart: ServerSnapshot? = nil
         var serverEnd: ServerSnapshot? = nil
         var serverNote = probeNote
-        var serverReadSeconds = 0.0
+        var serverRead = ServerReadCost()
         var clientStart = ResourceUsage.ofSelf()
 
         func fail(_ slot: Int, _ kind: Failure, _ text: String) {
@@ -114,7 +114,7 @@ struct ChurnRun {
                 latency.reset()
                 clientStart = ResourceUsage.ofSelf()
                 serverStart = LoadRun.read(probe, note: &serverNote, when: "at the start of the measured phase",
-                                           took: &serverReadSeconds)
+                                           took: &serverRead)
             }
             if now >= end { break }
             if let stop, stop.isRequested {
@@ -196,14 +196,14 @@ struct ChurnRun {
         let measuredTo = monotonicNanoseconds()
         let clientUsage = ResourceUsage.ofSelf().since(clientStart)
         if serverStart != nil {
-            serverEnd = LoadRun.read(probe, note: &serverNote, when: "at the end of the measured phase", took: &serverReadSeconds)
+            serverEnd = LoadRun.read(probe, note: &serverNote, when: "at the end of the measured phase", took: &serverRead)
         }
         for slot in lives.indices { finish(slot) }
         let seconds = measuring ? Double(measuredTo - measureFrom) / 1e9 : 0
         var server: ServerFigures? = nil
         if let probe, let serverStart, let serverEnd {
             server = ServerFigures(source: probe.method, from: serverStart, to: serverEnd, seconds: seconds, messages: completed,
-                                   readSeconds: serverReadSeconds)
+                                   read: serverRead)
             if let slow = server?.readNote { serverNote = [serverNote, slow].compactMap { $0 }.joined(separator: "; ") }
         }
         let client = ClientFigures(loops: 1, usage: clientUsage, seconds: seconds, messages: completed)

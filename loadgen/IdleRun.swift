@@ -27,7 +27,7 @@ struct IdleRun: Sendable {
         let (probe, probeNote) = ServerProbe.choose(
             statsAddress: connection.serverStats, pid: connection.serverPID, target: connection.target)
         var serverNote = probeNote
-        let before = try probe?.snapshot()
+        let before = try probe?.snapshot(proportional: true)
         let kernelBefore = KernelMemory.read()
         let clientStart = ResourceUsage.ofSelf()
 
@@ -49,8 +49,8 @@ struct IdleRun: Sendable {
         var stopReason: String? = nil
         watch.wait(until: monotonicNanoseconds() + hold.nanoseconds) { group.allFinished }
         let heldOpen = group.open
-        var readSeconds = 0.0  // outside any measured window: idle measures memory, not rate
-        let after = LoadRun.read(probe, note: &serverNote, when: "with the connections open", took: &readSeconds)
+        var read = ServerReadCost()  // outside any measured window: idle measures memory, not rate
+        let after = LoadRun.read(probe, note: &serverNote, when: "with the connections open", took: &read, proportional: true)
         let kernelAfter = KernelMemory.read()
         if group.allFinished {
             stopReason = "every connection was lost"
@@ -97,8 +97,11 @@ struct ServerMemory: Codable, Sendable, Equatable {
     var vmSizeKiB: Int
     var threads: Int
     var openFDs: Int
+    /// A foreign server's PSS summed over its tree (see ServerSnapshot.Memory.pssKiB).
+    var pssKiB: Int?
 
     init(_ snapshot: ServerSnapshot) {
+        pssKiB = snapshot.memory.pssKiB
         rssKiB = snapshot.memory.rssKiB
         hwmKiB = snapshot.memory.hwmKiB
         vmSizeKiB = snapshot.memory.vmSizeKiB
@@ -117,6 +120,9 @@ struct IdleServerFigures: Codable, Sendable, Equatable {
     /// (after − before) / connections held open, KiB.
     var rssPerConnectionKiB: Double
     var vmSizePerConnectionKiB: Double
+    /// (after − before) / connections of a foreign server's PSS: the honest per-connection figure for
+    /// a server that forks, where summed RSS counts shared pages once per process.
+    var pssPerConnectionKiB: Double?
 
     init(source: ServerProbe.Method, before: ServerSnapshot, after: ServerSnapshot, connections: Int) {
         self.source = source.rawValue
@@ -127,6 +133,9 @@ struct IdleServerFigures: Codable, Sendable, Equatable {
         let count = Double(max(connections, 1))
         rssPerConnectionKiB = Double(after.memory.rssKiB - before.memory.rssKiB) / count
         vmSizePerConnectionKiB = Double(after.memory.vmSizeKiB - before.memory.vmSizeKiB) / count
+        if let pssAfter = after.memory.pssKiB, let pssBefore = before.memory.pssKiB {
+            pssPerConnectionKiB = Double(pssAfter - pssBefore) / count
+        }
     }
 }
 

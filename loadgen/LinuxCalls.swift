@@ -80,3 +80,10 @@ final class JoinableThread {
         pthread_join(thread, nil)
     }
 }
+
+/// CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID).
+func threadCPUNanoseconds() -> UInt64 {
+    var time = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+}

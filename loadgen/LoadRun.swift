@@ -73,7 +73,7 @@ struct LoadRun: Sendable {
         var serverStart: ServerSnapshot? = nil
         var serverEnd: ServerSnapshot? = nil
         var serverNote = probeNote
-        var serverReadSeconds = 0.0
+        var serverRead = ServerReadCost()
         var clientStart = ResourceUsage.ofSelf()
         var clientEnd = clientStart
         var measuredFrom = start
@@ -85,7 +85,7 @@ struct LoadRun: Sendable {
             measuredFrom = monotonicNanoseconds()
             clientStart = ResourceUsage.ofSelf()
             serverStart = Self.read(probe, note: &serverNote, when: "at the start of the measured phase",
-                                     took: &serverReadSeconds)
+                                     took: &serverRead)
             watch.phase = "measuring"
             watch.beginSeries()
             ranToTheEnd = watch.wait(until: group.control.stopAt.load(ordering: .relaxed), done: { group.allFinished })
@@ -102,7 +102,7 @@ struct LoadRun: Sendable {
         clientEnd = ResourceUsage.ofSelf()
         if serverStart != nil {
             serverEnd = Self.read(probe, note: &serverNote, when: "at the end of the measured phase",
-                                   took: &serverReadSeconds)
+                                   took: &serverRead)
         }
 
         // Drain: the loops drain within the drain timeout (the deadline is a safety net), then hold their
@@ -138,7 +138,7 @@ struct LoadRun: Sendable {
         var server: ServerFigures? = nil
         if let probe, let serverStart, let serverEnd {
             server = ServerFigures(source: probe.method, from: serverStart, to: serverEnd, seconds: usageSeconds,
-                                   messages: messages, readSeconds: serverReadSeconds)
+                                   messages: messages, read: serverRead)
             if let slow = server?.readNote { serverNote = [serverNote, slow].compactMap { $0 }.joined(separator: "; ") }
         }
         return LoadResult(
@@ -163,14 +163,18 @@ struct LoadRun: Sendable {
             latencyHistogram: latency, provenance: .current(), perSecond: watch.series)
     }
 
-    /// A server snapshot, or nil with the reason added to `note`. `took` grows to the longest read so
-    /// far: a read inside a measured window takes CPU from the load (see ServerFigures.readNote).
-    static func read(_ probe: ServerProbe?, note: inout String?, when: String, took: inout Double) -> ServerSnapshot? {
+    /// A server snapshot, or nil with the reason added to `note`. `took` keeps the longest read so far:
+    /// a read inside a measured window takes this thread's CPU from the load (see ServerFigures.readNote).
+    static func read(_ probe: ServerProbe?, note: inout String?, when: String, took: inout ServerReadCost,
+                     proportional: Bool = false) -> ServerSnapshot? {
         guard let probe else { return nil }
-        let began = monotonicNanoseconds()
-        defer { took = max(took, Double(monotonicNanoseconds() - began) / 1e9) }
+        let began = (wall: monotonicNanoseconds(), cpu: threadCPUNanoseconds())
+        defer {
+            took.wallSeconds = max(took.wallSeconds, Double(monotonicNanoseconds() - began.wall) / 1e9)
+            took.cpuSeconds = max(took.cpuSeconds, Double(threadCPUNanoseconds() - began.cpu) / 1e9)
+        }
         do {
-            return try probe.snapshot()
+            return try probe.snapshot(proportional: proportional)
         } catch {
             note = "server figures unavailable: \(probe.description) could not be read \(when): \(error)"
             return nil
@@ -246,4 +250,12 @@ final class Watch {
         lastCompleted = completed
         lastTick = now
     }
+}
+
+/// How long the longest read of the server took, in wall time and in the reading thread's CPU.
+/// The wall time includes waiting for a busy server to answer its stats port; only the CPU is taken
+/// from the load.
+struct ServerReadCost: Sendable, Equatable {
+    var wallSeconds = 0.0
+    var cpuSeconds = 0.0
 }

@@ -89,6 +89,9 @@ enum Report {
         if let server = result.server {
             lines.append(row("server", "pid \(server.pid) \(server.variant) (\(server.source))"))
             lines.append(row("RSS", "\(TextFormat.grouped(server.before.rssKiB)) KiB -> \(TextFormat.grouped(server.after.rssKiB)) KiB   \(TextFormat.fixed(server.rssPerConnectionKiB, 2)) KiB per connection"))
+            if let pss = server.pssPerConnectionKiB, let before = server.before.pssKiB, let after = server.after.pssKiB {
+                lines.append(row("PSS", "\(TextFormat.grouped(before)) KiB -> \(TextFormat.grouped(after)) KiB   \(TextFormat.fixed(pss, 2)) KiB per connection (shared pages split between processes)"))
+            }
             lines.append(row("VmSize", "\(TextFormat.grouped(server.before.vmSizeKiB)) KiB -> \(TextFormat.grouped(server.after.vmSizeKiB)) KiB   \(TextFormat.fixed(server.vmSizePerConnectionKiB, 1)) KiB per connection"))
             lines.append(row("", "threads \(server.before.threads) -> \(server.after.threads)   fds \(TextFormat.grouped(server.before.openFDs)) -> \(TextFormat.grouped(server.after.openFDs))   HWM \(TextFormat.grouped(server.after.hwmKiB)) KiB"))
         } else {
@@ -140,8 +143,8 @@ enum Report {
 
     static let idleCSVHeader = [
         "time", "target", "connections", "established", "echoed", "holdSeconds", "serverPid", "serverRSSBeforeKiB",
-        "serverRSSAfterKiB", "rssPerConnectionKiB", "vmSizePerConnectionKiB", "serverThreadsAfter", "serverFDsAfter",
-        "errors", "firstError", "complete",
+        "serverRSSAfterKiB", "rssPerConnectionKiB", "vmSizePerConnectionKiB", "pssPerConnectionKiB", "serverThreadsAfter",
+        "serverFDsAfter", "errors", "firstError", "complete",
     ]
 
     static func idleCSVRow(_ r: IdleResult) -> [String] {
@@ -150,7 +153,8 @@ enum Report {
             "\(r.settings.holdSeconds)", r.server.map { "\($0.pid)" } ?? "",
             r.server.map { "\($0.before.rssKiB)" } ?? "", r.server.map { "\($0.after.rssKiB)" } ?? "",
             r.server.map { TextFormat.fixed($0.rssPerConnectionKiB, 3) } ?? "",
-            r.server.map { TextFormat.fixed($0.vmSizePerConnectionKiB, 2) } ?? "", r.server.map { "\($0.after.threads)" } ?? "",
+            r.server.map { TextFormat.fixed($0.vmSizePerConnectionKiB, 2) } ?? "",
+            r.server?.pssPerConnectionKiB.map { TextFormat.fixed($0, 3) } ?? "", r.server.map { "\($0.after.threads)" } ?? "",
             r.server.map { "\($0.after.openFDs)" } ?? "", "\(r.errors.total)", r.errors.firstError ?? "",
             "\(r.complete)",
         ]

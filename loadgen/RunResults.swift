@@ -100,11 +100,13 @@ struct ServerFigures: Codable, Sendable, Equatable {
     /// How the switches were counted: `getrusage` (the server's own), `taskstats` (one netlink request
     /// for the whole thread group) or `proc-threads` (a /proc status file per thread, the fallback).
     var contextSwitchesFrom: String?
-    /// The longer of the two reads of the server (start and end of the measured window), in ms.
+    /// The longer of the two reads of the server (start and end of the measured window), in ms:
+    /// wall time (with a stats endpoint, mostly the server's queue), and loadgen's CPU for it.
     var readMilliseconds: Double
+    var readCPUMilliseconds: Double
 
     init(source: ServerProbe.Method, from start: ServerSnapshot, to end: ServerSnapshot, seconds: Double, messages: Int,
-         readSeconds: Double = 0) {
+         read: ServerReadCost = .init()) {
         let usage = end.usage.since(start.usage)
         self.source = source.rawValue
         pid = end.pid
@@ -128,18 +130,19 @@ struct ServerFigures: Codable, Sendable, Equatable {
         cpuMicrosecondsPerMessage = messages > 0 ? usage.cpuSeconds * 1e6 / Double(messages) : 0
         contextSwitchesPerMessage = messages > 0 ? Double(contextSwitches) / Double(messages) : 0
         contextSwitchesFrom = end.contextSwitchesFrom
-        readMilliseconds = readSeconds * 1000
+        readMilliseconds = read.wallSeconds * 1000
+        readCPUMilliseconds = read.cpuSeconds * 1000
         windowSeconds = seconds
     }
 
     /// The wall time the CPU and switch figures cover.
     var windowSeconds: Double
 
-    /// Set when reading the server took more than 1% of the window it measures: the reader's CPU came
-    /// from the load (or the server), so the rate and the per-message figures may be disturbed.
+    /// Set when reading the server cost loadgen more than 1% of the window's CPU: that CPU came from
+    /// the load (or the server), so the rate and the per-message figures may be disturbed.
     var readNote: String? {
-        guard windowSeconds > 0, readMilliseconds / 1000 > 0.01 * windowSeconds else { return nil }
-        return "reading the server took \(TextFormat.fixed(readMilliseconds, 0)) ms (\(contextSwitchesFrom ?? "?")) in a \(TextFormat.fixed(windowSeconds, 1)) s window: the figures may be disturbed"
+        guard windowSeconds > 0, readCPUMilliseconds / 1000 > 0.01 * windowSeconds else { return nil }
+        return "reading the server took \(TextFormat.fixed(readCPUMilliseconds, 0)) ms of CPU (\(contextSwitchesFrom ?? "?")) in a \(TextFormat.fixed(windowSeconds, 1)) s window: the figures may be disturbed"
     }
 }
 

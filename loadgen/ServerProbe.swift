@@ -35,7 +35,8 @@ struct ServerProbe: Sendable, Equatable {
     }
 
     /// The server now; throws when it cannot be read (stats endpoint unreachable, process gone).
-    func snapshot() throws(StartupError) -> ServerSnapshot {
+    /// `proportional`: a foreign server's PSS too (see ServerSnapshot.ofProcess).
+    func snapshot(proportional: Bool = false) throws(StartupError) -> ServerSnapshot {
         if let statsAddress {
             do {
                 return try StatsEndpoint.fetch(from: statsAddress, timeoutSeconds: 2)
@@ -54,7 +55,7 @@ struct ServerProbe: Sendable, Equatable {
         }
         // A foreign server is named by its command name (/proc/PID/comm), e.g. `c-epoll-echo`.
         let name = pid.flatMap { readText("/proc/\($0)/comm") }?.split(separator: "\n").first.map(String.init)
-        guard let pid, let snapshot = ServerSnapshot.ofProcess(pid: pid, variant: name ?? "foreign") else {
+        guard let pid, let snapshot = ServerSnapshot.ofProcess(pid: pid, variant: name ?? "foreign", proportional: proportional) else {
             throw StartupError("cannot read /proc/\(pid.map(String.init) ?? "?"): the server process is gone")
         }
         return snapshot

@@ -87,7 +87,12 @@ public func directoryEntries(_ path: String) -> [String]? {
 
 /// Open file descriptors of a process (`self` when pid is nil), counted in /proc/PID/fd.
 public func openFileDescriptorCount(pid: Int32? = nil) -> Int? {
-    // Our own count includes the directory handle used to count; subtract it.
-    guard let entries = directoryEntries("/proc/\(pid.map(String.init) ?? "self")/fd") else { return nil }
+    let path = "/proc/\(pid.map(String.init) ?? "self")/fd"
+    // Since Linux 6.2 the directory's size is its number of open descriptors: one stat instead of
+    // listing 5,000 entries (about 12 ms, inside a measured window when loadgen reads a server).
+    var info = stat()
+    if stat(path, &info) == 0, info.st_size > 0 { return Int(info.st_size) }
+    // Older kernels report 0: list it. Our own count includes the directory handle used to count.
+    guard let entries = directoryEntries(path) else { return nil }
     return pid == nil ? entries.count - 1 : entries.count
 }

@@ -41,6 +41,18 @@ struct ProcStatusTests {
         #expect(status.threads >= 1)
     }
 
+    @Test func countsOpenDescriptors() throws {
+        let before = try #require(openFileDescriptorCount())
+        var pipes = [[Int32]](repeating: [0, 0], count: 10)
+        for index in pipes.indices { #expect(pipe(&pipes[index]) == 0) }
+        defer { for fds in pipes { close(fds[0]); close(fds[1]) } }
+        // Other tests run alongside and open sockets too: a bound, not an equality.
+        for count in [openFileDescriptorCount(), openFileDescriptorCount(pid: getpid())] {
+            let count = try #require(count)
+            #expect(count >= before + 20 && count <= before + 20 + 64)
+        }
+    }
+
     @Test func sumsContextSwitchesOverThreads() throws {
         let pid = getpid()
         let total = try #require(ProcStatus.contextSwitchesOfAllThreads(pid: pid))

@@ -71,6 +71,10 @@ import Testing
         #expect(figures.before.threads <= 2)
         #expect(figures.after.openFDs >= figures.before.openFDs + 7)
         #expect(figures.after.rssKiB >= figures.before.rssKiB + 7 * 1024)
+        // PSS splits the interpreter's shared pages between the processes: far less per connection
+        // than summed RSS, yet each child's own pages still show.
+        let pss = try #require(figures.pssPerConnectionKiB)
+        #expect(pss > 50 && pss < figures.rssPerConnectionKiB)
     }
 
     @Test func theChildrensWorkIsTheServersWork() throws {
