@@ -4,7 +4,7 @@
 # CPU 1) reads it alternately through its stats endpoint and through --server-pid, ROUNDS pairs.
 # Prints each run, then the medians of the per-pair ratios (pid / stats) of msgs/s, server context
 # switches per message, client CPU per message and server CPU per message. Each run line ends with
-# the longer server read in ms and how the switches were counted.
+# the longer server read (wall ms, loadgen CPU ms) and how the switches were counted.
 # Usage: bench/probe-ab.sh [ROUNDS] [IDLE] [SERVER-BINARY]   (defaults 4, 4900, echo-threads)
 cd "$(dirname "$0")/.."; R=.build/release
 rounds=${1:-4}; idle=${2:-4900}; server=${3:-$R/echo-threads}; port=27300; stats=27301
@@ -28,7 +28,7 @@ import json,sys
 d=json.load(sys.stdin); s=d['server']; c=d['client']
 print($r, '$probe', round(d['messagesPerSecond']), round(s['contextSwitchesPerMessage'],3),
       round(c['cpuMicrosecondsPerMessage'],2), round(s['cpuMicrosecondsPerMessage'],2),
-      round(s.get('readMilliseconds',0),1), s.get('contextSwitchesFrom'))" | tee -a $out
+      round(s.get('readMilliseconds',0),1), round(s.get('readCPUMilliseconds',0),1), s.get('contextSwitchesFrom'))" | tee -a $out
 done; done
 python3 - $out <<'PY'
 import sys, statistics
