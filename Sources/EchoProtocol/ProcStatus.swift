@@ -42,9 +42,10 @@ public struct ProcStatus: Sendable, Equatable {
     /// Context switches summed over every live thread of a process (`/proc/PID/task/*/status`).
     /// The process-level status counts only its main thread; the sum is what the process did,
     /// except for threads that have already exited.
-    public static func contextSwitchesOfAllThreads(pid: Int32) -> (voluntary: Int, involuntary: Int)? {
+    /// The slow way, one file per thread: the fallback where taskstats (ThreadGroupStats) is not permitted.
+    public static func contextSwitchesOfAllThreads(pid: Int32) -> ThreadGroupStats.ContextSwitches? {
         guard let tasks = directoryEntries("/proc/\(pid)/task") else { return nil }
-        var total = (voluntary: 0, involuntary: 0)
+        var total = ThreadGroupStats.ContextSwitches(voluntary: 0, involuntary: 0)
         for tid in tasks {
             guard let text = readText("/proc/\(pid)/task/\(tid)/status") else { continue }
             let status = ProcStatus(parsing: text)

@@ -18,9 +18,17 @@ public struct ServerSnapshot: Codable, Sendable, Equatable {
     public var memory: Memory
     public var threads: Int
     public var openFDs: Int
-    /// How `usage`'s context switches were counted: `getrusage` (a server's own), `taskstats` or
-    /// `proc-threads` (a foreign server; see ThreadGroupStats). Absent from older snapshots.
-    public var contextSwitchesFrom: String?
+    /// How `usage`'s context switches were counted. Absent from older snapshots.
+    public var contextSwitchesFrom: SwitchCounting?
+
+    public enum SwitchCounting: String, Codable, Sendable {
+        /// A server's own snapshot: every thread, exited ones too.
+        case getrusage
+        /// A foreign server: one request for its thread group (see ThreadGroupStats).
+        case taskstats
+        /// A foreign server where taskstats is not permitted: a /proc status file per thread.
+        case procThreads = "proc-threads"
+    }
 
     public struct Memory: Codable, Sendable, Equatable {
         public var rssKiB: Int
@@ -42,7 +50,7 @@ public struct ServerSnapshot: Codable, Sendable, Equatable {
 
     public init(
         variant: String, pid: Int32, uptimeSeconds: Double, counters: ConnectionCounts?, usage: ResourceUsage,
-        memory: Memory, threads: Int, openFDs: Int, contextSwitchesFrom: String? = nil
+        memory: Memory, threads: Int, openFDs: Int, contextSwitchesFrom: SwitchCounting? = nil
     ) {
         self.variant = variant
         self.pid = pid
@@ -66,7 +74,7 @@ public struct ServerSnapshot: Codable, Sendable, Equatable {
             uptimeSeconds: Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18,
             counters: counters.snapshot, usage: .ofSelf(),
             memory: Memory(rssKiB: status.vmRSSKiB, hwmKiB: status.vmHWMKiB, vmSizeKiB: status.vmSizeKiB),
-            threads: status.threads, openFDs: openFileDescriptorCount() ?? 0, contextSwitchesFrom: "getrusage")
+            threads: status.threads, openFDs: openFileDescriptorCount() ?? 0, contextSwitchesFrom: .getrusage)
     }
 
     /// A foreign process, read from /proc: CPU from /proc/PID/stat, context switches of all its
@@ -77,13 +85,11 @@ public struct ServerSnapshot: Codable, Sendable, Equatable {
         // A server made of several processes (one that forks per connection, an inetd) is its whole
         // tree: memory, threads, descriptors, CPU and switches are summed over the live descendants,
         // and the CPU of children already reaped comes from the root's cutime/cstime.
-        guard let root = ProcessFigures.read(pid: pid) else { return nil }
+        guard let root = ProcessFigures.read(pid: pid, proportional: proportional) else { return nil }
         var total = root
-        let children = descendants(of: pid)
-        for child in children {
-            if let figures = ProcessFigures.read(pid: child) { total.add(figures) }
+        for child in descendants(of: pid) {
+            if let figures = ProcessFigures.read(pid: child, proportional: proportional) { total.add(figures) }
         }
-        let pss = proportional ? ([pid] + children).reduce(0) { $0 + (proportionalSetKiB(pid: $1) ?? 0) } : nil
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         let uptime = (readText("/proc/uptime")?.split(separator: " ").first).flatMap { Double($0) } ?? 0
         return ServerSnapshot(
@@ -93,7 +99,7 @@ public struct ServerSnapshot: Codable, Sendable, Equatable {
                 systemSeconds: (total.stimeTicks + root.reapedStimeTicks) / ticks,
                 voluntaryContextSwitches: total.voluntary, involuntaryContextSwitches: total.involuntary,
                 maxRSSKiB: total.hwmKiB),
-            memory: Memory(rssKiB: total.rssKiB, hwmKiB: total.hwmKiB, vmSizeKiB: total.vmSizeKiB, pssKiB: pss),
+            memory: Memory(rssKiB: total.rssKiB, hwmKiB: total.hwmKiB, vmSizeKiB: total.vmSizeKiB, pssKiB: total.pssKiB),
             threads: total.threads, openFDs: total.openFDs, contextSwitchesFrom: total.switchesFrom)
     }
 
@@ -139,15 +145,17 @@ public struct ServerSnapshot: Codable, Sendable, Equatable {
         var startTicks: Double
         var voluntary: Int
         var involuntary: Int
-        /// `taskstats`, or `proc-threads` when any process of the tree had to be read a file per thread.
-        var switchesFrom: String
+        /// `.procThreads` when any process of the tree had to be read a file per thread.
+        var switchesFrom: SwitchCounting
+        /// Asked for (`proportional`) only.
+        var pssKiB: Int?
 
-        static func read(pid: Int32) -> ProcessFigures? {
+        static func read(pid: Int32, proportional: Bool) -> ProcessFigures? {
             // Taskstats sums the switches of every thread in one request; the per-thread /proc sum is the
             // fallback where it is not permitted, and takes a file per thread (see ThreadGroupStats).
             let counted = ThreadGroupStats.contextSwitches(ofThreadGroup: pid)
             guard let status = ProcStatus.read(pid: pid), let stat = readText("/proc/\(pid)/stat"),
-                let switches = counted.map({ ($0.voluntary, $0.involuntary) }) ?? ProcStatus.contextSwitchesOfAllThreads(pid: pid)
+                let switches = counted ?? ProcStatus.contextSwitchesOfAllThreads(pid: pid)
             else { return nil }
             // Fields after the command name, which is in parentheses and may contain spaces.
             guard let close = stat.lastIndex(of: ")") else { return nil }
@@ -160,7 +168,9 @@ public struct ServerSnapshot: Codable, Sendable, Equatable {
                 rssKiB: status.vmRSSKiB, hwmKiB: status.vmHWMKiB, vmSizeKiB: status.vmSizeKiB, threads: status.threads,
                 openFDs: openFileDescriptorCount(pid: pid) ?? 0, utimeTicks: utime, stimeTicks: stime,
                 reapedUtimeTicks: cutime, reapedStimeTicks: cstime, startTicks: start,
-                voluntary: switches.0, involuntary: switches.1, switchesFrom: counted == nil ? "proc-threads" : "taskstats")
+                voluntary: switches.voluntary, involuntary: switches.involuntary,
+                switchesFrom: counted == nil ? .procThreads : .taskstats,
+                pssKiB: proportional ? proportionalSetKiB(pid: pid) : nil)
         }
 
         /// Adds a descendant's live figures (its reaped children are counted by their own parent).
@@ -174,7 +184,8 @@ public struct ServerSnapshot: Codable, Sendable, Equatable {
             stimeTicks += other.stimeTicks + other.reapedStimeTicks
             voluntary += other.voluntary
             involuntary += other.involuntary
-            if other.switchesFrom != "taskstats" { switchesFrom = other.switchesFrom }
+            if other.switchesFrom == .procThreads { switchesFrom = .procThreads }
+            if let pss = pssKiB { pssKiB = pss + (other.pssKiB ?? 0) }
         }
     }
 

@@ -15,7 +15,8 @@ import CTaskstats
 /// that falls, flagged by the readers.
 ///
 /// Needs CAP_NET_ADMIN in the initial user namespace and a kernel built with CONFIG_TASKSTATS; where
-/// either is missing `read` returns nil and callers fall back to the per-thread /proc sum.
+/// either is missing `contextSwitches(ofThreadGroup:)` returns nil and callers fall back to the
+/// per-thread /proc sum.
 public enum ThreadGroupStats {
     public struct ContextSwitches: Sendable, Equatable {
         public var voluntary: Int
@@ -25,9 +26,8 @@ public enum ThreadGroupStats {
     /// The thread group's context switches now, or nil if taskstats cannot answer (not permitted,
     /// not built in, no such process).
     public static func contextSwitches(ofThreadGroup tgid: Int32) -> ContextSwitches? {
-        guard let socket = GenericNetlinkSocket() else { return nil }
+        guard let family = familyID, let socket = GenericNetlinkSocket() else { return nil }
         defer { socket.close() }
-        guard let family = socket.familyID(named: TASKSTATS_GENL_NAME) else { return nil }
         var request = GenericNetlinkMessage(family: family, command: UInt8(TASKSTATS_CMD_GET),
                                             version: UInt8(TASKSTATS_GENL_VERSION))
         request.append(attribute: UInt16(TASKSTATS_CMD_ATTR_TGID), value: UInt32(bitPattern: tgid))
@@ -46,6 +46,14 @@ public enum ThreadGroupStats {
         guard stats.version >= 2 else { return nil }
         return ContextSwitches(voluntary: Int(stats.nvcsw), involuntary: Int(stats.nivcsw))
     }
+
+    /// The id the kernel gave the TASKSTATS family at boot, asked once per process; nil where the
+    /// kernel has no taskstats.
+    private static let familyID: UInt16? = {
+        guard let socket = GenericNetlinkSocket() else { return nil }
+        defer { socket.close() }
+        return socket.familyID(named: TASKSTATS_GENL_NAME)
+    }()
 }
 
 /// One generic-netlink request or reply: netlink header, generic header, then attributes, each

@@ -44,10 +44,12 @@ struct ThreadGroupStatsTests {
 
     @Test(.enabled(if: permitted)) func aForeignProcessIsCountedThroughTaskstats() throws {
         let snapshot = try #require(ServerSnapshot.ofProcess(pid: getpid()))
-        #expect(snapshot.contextSwitchesFrom == "taskstats")
+        #expect(snapshot.contextSwitchesFrom == .taskstats)
     }
 
-    @Test func noSuchProcessIsNil() {
+    /// An error reply (ESRCH) is no figure, while the same request for a live process answers.
+    @Test(.enabled(if: permitted)) func noSuchProcessIsNil() {
+        #expect(ThreadGroupStats.contextSwitches(ofThreadGroup: getpid()) != nil)
         // pid_max is at most 4,194,304; a larger id never names a process.
         #expect(ThreadGroupStats.contextSwitches(ofThreadGroup: 5_000_000) == nil)
     }
