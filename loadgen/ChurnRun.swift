@@ -204,7 +204,7 @@ struct ChurnRun {
         if let probe, let serverStart, let serverEnd {
             server = ServerFigures(source: probe.method, from: serverStart, to: serverEnd, seconds: seconds, messages: completed,
                                    read: serverRead)
-            if let slow = server?.readNote { serverNote = [serverNote, slow].compactMap { $0 }.joined(separator: "; ") }
+            serverRead.note(window: seconds, countedBy: serverEnd.contextSwitchesFrom, into: &serverNote)
         }
         let client = ClientFigures(loops: 1, usage: clientUsage, seconds: seconds, messages: completed)
         return ChurnResult(

@@ -139,7 +139,7 @@ struct LoadRun: Sendable {
         if let probe, let serverStart, let serverEnd {
             server = ServerFigures(source: probe.method, from: serverStart, to: serverEnd, seconds: usageSeconds,
                                    messages: messages, read: serverRead)
-            if let slow = server?.readNote { serverNote = [serverNote, slow].compactMap { $0 }.joined(separator: "; ") }
+            serverRead.note(window: usageSeconds, countedBy: serverEnd.contextSwitchesFrom, into: &serverNote)
         }
         return LoadResult(
             target: connection.target.description,
@@ -258,4 +258,12 @@ final class Watch {
 struct ServerReadCost: Sendable, Equatable {
     var wallSeconds = 0.0
     var cpuSeconds = 0.0
+
+    /// Adds a warning to `note` when the read cost loadgen more than 1% of the window's CPU: that CPU
+    /// came from the load (or the server), so the rate and the per-message figures may be disturbed.
+    func note(window seconds: Double, countedBy: ServerSnapshot.SwitchCounting?, into note: inout String?) {
+        guard seconds > 0, cpuSeconds > 0.01 * seconds else { return }
+        let warning = "reading the server took \(TextFormat.fixed(cpuSeconds * 1000, 0)) ms of CPU (\(countedBy?.rawValue ?? "?")) in a \(TextFormat.fixed(seconds, 1)) s window: the figures may be disturbed"
+        note = [note, warning].compactMap { $0 }.joined(separator: "; ")
+    }
 }

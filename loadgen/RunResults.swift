@@ -99,7 +99,7 @@ struct ServerFigures: Codable, Sendable, Equatable {
     var contextSwitchesUndercounted: Bool
     /// How the switches were counted: `getrusage` (the server's own), `taskstats` (one netlink request
     /// for the whole thread group) or `proc-threads` (a /proc status file per thread, the fallback).
-    var contextSwitchesFrom: String?
+    var contextSwitchesFrom: ServerSnapshot.SwitchCounting?
     /// The longer of the two reads of the server (start and end of the measured window), in ms:
     /// wall time (with a stats endpoint, mostly the server's queue), and loadgen's CPU for it.
     var readMilliseconds: Double
@@ -132,17 +132,6 @@ struct ServerFigures: Codable, Sendable, Equatable {
         contextSwitchesFrom = end.contextSwitchesFrom
         readMilliseconds = read.wallSeconds * 1000
         readCPUMilliseconds = read.cpuSeconds * 1000
-        windowSeconds = seconds
-    }
-
-    /// The wall time the CPU and switch figures cover.
-    var windowSeconds: Double
-
-    /// Set when reading the server cost loadgen more than 1% of the window's CPU: that CPU came from
-    /// the load (or the server), so the rate and the per-message figures may be disturbed.
-    var readNote: String? {
-        guard windowSeconds > 0, readCPUMilliseconds / 1000 > 0.01 * windowSeconds else { return nil }
-        return "reading the server took \(TextFormat.fixed(readCPUMilliseconds, 0)) ms of CPU (\(contextSwitchesFrom ?? "?")) in a \(TextFormat.fixed(windowSeconds, 1)) s window: the figures may be disturbed"
     }
 }
 

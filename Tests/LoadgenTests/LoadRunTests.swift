@@ -186,6 +186,18 @@ struct LoadRunTests {
         #expect(errors["total"] as? Int == 0)
     }
 
+    /// A server read is flagged when it cost loadgen over 1% of the window's CPU, and only then.
+    @Test func aCostlyServerReadIsNoted() {
+        var note: String? = "earlier note"
+        ServerReadCost(wallSeconds: 0.5, cpuSeconds: 0.02).note(window: 3, countedBy: .taskstats, into: &note)
+        #expect(note == "earlier note")  // 20 ms of 3 s; half a second waiting costs the load nothing
+        ServerReadCost(wallSeconds: 0.4, cpuSeconds: 0.4).note(window: 3, countedBy: .procThreads, into: &note)
+        #expect(note?.hasPrefix("earlier note; reading the server took 400 ms of CPU (proc-threads)") == true)
+        var none: String? = nil
+        ServerReadCost(cpuSeconds: 0.1).note(window: 3, countedBy: nil, into: &none)
+        #expect(none?.hasPrefix("reading the server took 100 ms") == true)
+    }
+
     @Test func idleReportsServerMemoryPerConnection() throws {
         let server = try TestEchoServer()
         defer { server.stop() }
