@@ -41,10 +41,15 @@ import Testing
             self.port = port
         }
 
-        var address: SocketAddress { SocketAddress("127.0.0.1", port: port)! }
+        /// `connections` to this server, read through --server-pid.
+        func settings(connections: Int) -> ConnectionSettings {
+            var settings = ConnectionSettings(target: SocketAddress("127.0.0.1", port: port)!, connections: connections)
+            settings.serverPID = process.processIdentifier
+            return settings
+        }
 
-        /// Ends the children, then the parent, by PID (SIGKILL: Python's children ignore nothing
-        /// but a mask inherited from the test runner might block SIGTERM).
+        /// Ends the children, then the parent, by PID (SIGKILL: a signal mask inherited from the test
+        /// runner may block SIGTERM).
         func stop() {
             for child in ServerSnapshot.descendants(of: process.processIdentifier) { kill(child, SIGKILL) }
             kill(process.processIdentifier, SIGKILL)
@@ -57,9 +62,7 @@ import Testing
     @Test func idleConnectionsAreCountedInTheChildren() throws {
         let server = try ForkingServer()
         defer { server.stop() }
-        var settings = ConnectionSettings(target: server.address, connections: 8)
-        settings.serverPID = server.process.processIdentifier
-        var idle = IdleRun(connection: settings)
+        var idle = IdleRun(connection: server.settings(connections: 8))
         idle.hold = .milliseconds(300)  // the last children are forked after their first echo
         let result = try idle.run()
         #expect(result.heldOpen == 8)
@@ -80,9 +83,7 @@ import Testing
     @Test func theChildrensWorkIsTheServersWork() throws {
         let server = try ForkingServer()
         defer { server.stop() }
-        var settings = ConnectionSettings(target: server.address, connections: 4)
-        settings.serverPID = server.process.processIdentifier
-        var load = LoadRun(connection: settings)
+        var load = LoadRun(connection: server.settings(connections: 4))
         load.duration = .milliseconds(800)
         load.warmup = .milliseconds(300)
         let result = try load.run()
