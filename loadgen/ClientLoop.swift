@@ -91,6 +91,9 @@ final class ClientLoop: @unchecked Sendable {
     private var echoed = 0
     private var measured = Histogram<UInt64>(highestTrackableValue: highestLatency, numberOfSignificantValueDigits: .three)
     private var live = Histogram<UInt64>(highestTrackableValue: highestLatency, numberOfSignificantValueDigits: .two)
+    /// Open loop: how late each measured message left (send time − scheduled time). Its own histogram, so
+    /// the client's oversleeping can be told from the server's latency, which includes it.
+    private var lateness = Histogram<UInt64>(highestTrackableValue: highestLatency, numberOfSignificantValueDigits: .three)
 
     // Open loop: message n of this loop is due at startedAt + n·interval on connection openList[n % count].
     private var interval: Double = 0
@@ -156,6 +159,12 @@ final class ClientLoop: @unchecked Sendable {
 
     /// Runs the loop on the calling thread until the run is over, then closes every connection.
     func run() {
+        let began = (wall: monotonicNanoseconds(), cpu: threadCPUNanoseconds())
+        defer {
+            // How busy this loop's thread was over its life: about 100% with --spin, little without.
+            let wall = monotonicNanoseconds() - began.wall
+            outcome.busyPercent = wall > 0 ? 100 * Double(threadCPUNanoseconds() - began.cpu) / Double(wall) : 0
+        }
         if let cpu = plan.cpu { pinCurrentThread(to: [cpu]) }
         epollFD = c_epoll_create1(Epoll.closeOnExec)
         guard epollFD >= 0 else {
@@ -265,7 +274,8 @@ final class ClientLoop: @unchecked Sendable {
     /// Waits for events until `deadline` and handles them.
     @inline(__always)
     private func wait(now: UInt64, until deadline: UInt64) {
-        let delay = deadline > now ? deadline - now : 0
+        // --spin: never sleep in the kernel, so a halted CPU's wake-up never delays a send or a read.
+        let delay = deadline > now && !plan.spin ? deadline - now : 0
         var timeout = timespec(tv_sec: Int(delay / 1_000_000_000), tv_nsec: Int(delay % 1_000_000_000))
         let ready = c_epoll_pwait2(epollFD, events, Int32(Self.maxEvents), &timeout, nil)
         guard ready > 0 else { return }
@@ -455,6 +465,10 @@ final class ClientLoop: @unchecked Sendable {
             queueMessage(index, sentAt: due)
             issued += 1
             if !connection.pointee.wantsOutput { pump(index) }
+            // The sends of the measured phase, as the latency counts its answers. The clock is read
+            // again: a burst of due messages leaves one send call after another.
+            let sentAt = monotonicNanoseconds()
+            if sentAt >= measureAt { lateness.record(min(sentAt &- due, Self.highestLatency)) }
         }
     }
 
@@ -657,6 +671,7 @@ final class ClientLoop: @unchecked Sendable {
         outcome.completed = completed
         outcome.echoed = echoed
         outcome.latency = measured
+        outcome.sendLateness = lateness
         publish()
         status.finished.store(true, ordering: .releasing)
     }
@@ -675,5 +690,9 @@ struct LoopOutcome {
     /// Open loop: messages scheduled before the end but never sent (the load fell behind its schedule).
     var unsentMessages = 0
     var latency = Histogram<UInt64>(highestTrackableValue: ClientLoop.highestLatency, numberOfSignificantValueDigits: .three)
+    /// Open loop: lateness of the measured phase's sends (empty for a closed loop).
+    var sendLateness = Histogram<UInt64>(highestTrackableValue: ClientLoop.highestLatency, numberOfSignificantValueDigits: .three)
     var errors = ErrorCounts()
+    /// The loop thread's CPU over its wall time, from start to end (100 = a full core).
+    var busyPercent = 0.0
 }

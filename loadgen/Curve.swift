@@ -17,6 +17,8 @@ struct Curve {
     var startRate = 1000.0
     var p99LimitMicroseconds = 10_000.0
     var bisections = 4
+    /// Client loops poll without sleeping (`--spin`).
+    var spin = false
     /// Doubling stops here at the latest, so the curve always ends.
     static let maximumRate = 20_000_000.0
 
@@ -29,7 +31,7 @@ struct Curve {
         var failedRun: String? = nil
         func measure(_ rate: Double) throws(StartupError) -> CurveStep? {
             let result = try LoadRun(connection: connection, messageSize: messageSize, depth: nil, rate: rate,
-                                     duration: duration, warmup: warmup).run(stop: stop)
+                                     duration: duration, warmup: warmup, spin: spin).run(stop: stop)
             let step = CurveStep(offered: rate, result: result, p99LimitMicroseconds: p99LimitMicroseconds)
             steps.append(step)
             stepDone(step, result)
@@ -64,7 +66,8 @@ struct Curve {
             target: connection.target.description,
             settings: .init(
                 connections: connection.connections, messageSize: messageSize, durationSeconds: duration.seconds,
-                warmupSeconds: warmup.seconds, rates: rates.isEmpty ? nil : rates, p99LimitMicroseconds: p99LimitMicroseconds),
+                warmupSeconds: warmup.seconds, rates: rates.isEmpty ? nil : rates, p99LimitMicroseconds: p99LimitMicroseconds,
+                spin: spin ? true : nil),
             steps: steps, highestRateWithinBound: best, complete: failedRun == nil, stopReason: failedRun,
             provenance: .current())
     }
@@ -75,6 +78,9 @@ struct CurveStep: Codable, Sendable, Equatable {
     var offered: Double
     var achieved: Double
     var latencyMicroseconds: LatencyFigures
+    /// How late the client sent against the schedule (`LoadResult.sendLatenessMicroseconds`).
+    var sendLatenessMicroseconds: LatencyFigures?
+    var clientWasLate: Bool?
     var serverCPUPercent: Double?
     var serverCPUMicrosecondsPerMessage: Double?
     var clientCPUPercent: Double
@@ -86,6 +92,8 @@ struct CurveStep: Codable, Sendable, Equatable {
         self.offered = offered
         achieved = result.messagesPerSecond
         latencyMicroseconds = result.latencyMicroseconds
+        sendLatenessMicroseconds = result.sendLatenessMicroseconds
+        clientWasLate = result.clientWasLate
         serverCPUPercent = result.server?.cpuPercent
         serverCPUMicrosecondsPerMessage = result.server?.cpuMicrosecondsPerMessage
         clientCPUPercent = result.client.cpuPercent
@@ -115,19 +123,22 @@ struct CurveResult: Codable, Sendable, Equatable {
         /// The fixed rates asked for; nil for `auto`.
         var rates: [Double]?
         var p99LimitMicroseconds: Double
+        var spin: Bool? = nil
     }
 
     /// A table a person reads, then the answer.
     var table: String {
-        var lines = ["offered msgs/s  achieved msgs/s    p50 µs    p90 µs    p99 µs  p99.9 µs    max µs  srv CPU%  cli CPU%  bound"]
+        var lines = ["offered msgs/s  achieved msgs/s    p50 µs    p90 µs    p99 µs  p99.9 µs    max µs  late p99 µs  late max µs  srv CPU%  cli CPU%  bound"]
         for step in steps {
             let l = step.latencyMicroseconds
             let cells = [
                 pad(TextFormat.fixed(step.offered, 0), 14), pad(TextFormat.fixed(step.achieved, 0), 16),
                 pad(TextFormat.fixed(l.p50, 0), 9), pad(TextFormat.fixed(l.p90, 0), 9), pad(TextFormat.fixed(l.p99, 0), 9),
                 pad(TextFormat.fixed(l.p999, 0), 9), pad(TextFormat.fixed(l.max, 0), 9),
+                pad(step.sendLatenessMicroseconds.map { TextFormat.fixed($0.p99, 0) } ?? "-", 11),
+                pad(step.sendLatenessMicroseconds.map { TextFormat.fixed($0.max, 0) } ?? "-", 11),
                 pad(step.serverCPUPercent.map { TextFormat.fixed($0, 0) } ?? "-", 8), pad(TextFormat.fixed(step.clientCPUPercent, 0), 8),
-                step.metBound ? "  met" : "  missed",
+                (step.metBound ? "  met" : "  missed") + (step.clientWasLate == true ? ", client late" : ""),
             ]
             lines.append(cells.joined(separator: " "))
         }
@@ -135,6 +146,9 @@ struct CurveResult: Codable, Sendable, Equatable {
         lines.append(highestRateWithinBound.map {
             "highest rate within p99 ≤ \(limit) ms and ≥ 95% achieved: \(TextFormat.grouped(Int($0))) msgs/s"
         } ?? "no rate met p99 ≤ \(limit) ms and ≥ 95% achieved")
+        if steps.contains(where: { $0.clientWasLate == true }) {
+            lines.append("client late: the step's send lateness p99 was over a quarter of its latency p99, so much of that latency is loadgen's own\(settings.spin == true ? "" : " (try --spin)")")
+        }
         if let stopReason { lines.append("stopped early: \(stopReason)") }
         return lines.joined(separator: "\n")
     }

@@ -43,6 +43,8 @@ extension Loadgen {
         @Option(help: ArgumentHelp("Also write each step's distribution as FILE with the rate added (curve.hgrm → curve-20000.hgrm).", valueName: "file"))
         var percentiles: String?
 
+        @OptionGroup(title: "Open loop") var spinning: SpinOption
+
         @Flag(help: "Print one JSON object on stdout instead of the table.")
         var json = false
 
@@ -76,12 +78,13 @@ extension Loadgen {
             curve.rates = try parsedRates()
             curve.startRate = startRate
             curve.p99LimitMicroseconds = Double(p99Limit.nanoseconds) / 1000
+            curve.spin = spinning.spin
             let result: CurveResult
             do {
                 result = try curve.run(stop: stop) { step, run in
                     writeAll(STDERR_FILENO, Array((
                         "curve: \(Int(step.offered)) msgs/s offered → \(Int(step.achieved)) achieved, "
-                            + "p99 \(TextFormat.fixed(step.latencyMicroseconds.p99, 0)) µs: \(step.metBound ? "met" : "missed")\n").utf8))
+                            + "p99 \(TextFormat.fixed(step.latencyMicroseconds.p99, 0)) µs (send lateness p99 \(TextFormat.fixed(step.sendLatenessMicroseconds?.p99 ?? 0, 0)) µs): \(step.metBound ? "met" : "missed")\n").utf8))
                     if let percentiles, let histogram = run.latencyHistogram {
                         PercentileFile.write(histogram, to: Self.path(percentiles, rate: step.offered))
                     }

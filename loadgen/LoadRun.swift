@@ -24,6 +24,8 @@ struct LoadRun: Sendable {
     var warmup: Duration = .seconds(1)
     /// How long in-flight messages may take to come back after the measured phase.
     var drainTimeout: Duration = .seconds(5)
+    /// Client loops poll without sleeping (`--spin`).
+    var spin = false
 
     static let defaultOpenLoopDepth = 64
     static let maxDepth = 4096
@@ -55,7 +57,8 @@ struct LoadRun: Sendable {
         if let probe { _ = try probe.snapshot() }  // asked-for figures must be readable from the start
 
         let group = try LoopGroup(settings: connection, messageSize: messageSize, workload: workload,
-                                  drainTimeout: drainTimeout, liveLatency: true)  // also for the per-second series
+                                  drainTimeout: drainTimeout, liveLatency: true,  // also for the per-second series
+                                  spin: spin)
         let watch = Watch(group: group, requested: connection.connections, progress: progress, stop: stop)
         let connect = ConnectPhase.run(group, watch: watch, settings: connection)
         let (established, connectSeconds, overflows) = (connect.established, connect.seconds, connect.listenOverflows)
@@ -117,6 +120,7 @@ struct LoadRun: Sendable {
         // Merge the loops' results.
         var errors = ErrorCounts()
         var latency = outcomes[0].latency
+        var lateness = outcomes[0].sendLateness
         var perConnection: [Int] = []
         var totals = LoadResult.Totals(messagesCompleted: 0, bytesSent: 0, bytesReceived: 0)
         var peak = 0
@@ -124,7 +128,10 @@ struct LoadRun: Sendable {
         for (index, outcome) in outcomes.enumerated() {
             unsent += outcome.unsentMessages
             errors.add(outcome.errors)
-            if index > 0 { latency.add(outcome.latency) }
+            if index > 0 {
+                latency.add(outcome.latency)
+                lateness.add(outcome.sendLateness)
+            }
             perConnection += outcome.messagesPerConnection
             totals.messagesCompleted += outcome.completed
             totals.bytesSent += outcome.bytesSent
@@ -141,14 +148,14 @@ struct LoadRun: Sendable {
                                    messages: messages, read: serverRead)
             serverRead.note(window: usageSeconds, countedBy: serverEnd.contextSwitchesFrom, into: &serverNote)
         }
-        return LoadResult(
+        var result = LoadResult(
             target: connection.target.description,
             settings: .init(
                 connections: connection.connections, messageSize: messageSize,
                 depth: depth ?? (rate == nil ? 1 : Self.defaultOpenLoopDepth), rate: rate,
                 durationSeconds: duration.seconds, warmupSeconds: warmup.seconds, threads: group.loops.count,
                 connectRate: connection.connectRate, sourceAddresses: connection.sourceAddresses.count,
-                cpus: connection.cpus),
+                cpus: connection.cpus, spin: spin ? true : nil),
             connections: .init(requested: connection.connections, established: established, peakOpen: peak,
                                connectSeconds: connectSeconds, listenOverflows: overflows),
             measuredSeconds: window, messages: messages,
@@ -161,6 +168,9 @@ struct LoadRun: Sendable {
                                   messages: messages),
             totals: totals, unsentMessages: unsent, complete: stopReason == nil, stopReason: stopReason,
             latencyHistogram: latency, provenance: .current(), perSecond: watch.series)
+        if rate != nil { SendLateness.attach(lateness, to: &result) }
+        result.client.busiestLoopPercent = outcomes.map(\.busyPercent).max()
+        return result
     }
 
     /// A server snapshot, or nil with the reason added to `note`. `took` keeps the longest read so far:

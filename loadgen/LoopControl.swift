@@ -33,6 +33,8 @@ struct LoopPlan: Sendable {
     var cpu: Int?
     /// Keep a one-second latency histogram for the live line.
     var liveLatency: Bool
+    /// Poll epoll without sleeping (`--spin`): a full core, and no late wake-ups.
+    var spin = false
 }
 
 /// The coordinator's instructions to every loop: atomics the loops read once per wake-up, plus an

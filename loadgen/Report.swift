@@ -59,6 +59,10 @@ enum Report {
         ]
         let latency = result.latencyMicroseconds
         lines.append(row("latency µs", "p50 \(TextFormat.fixed(latency.p50, 1))   p90 \(TextFormat.fixed(latency.p90, 1))   p99 \(TextFormat.fixed(latency.p99, 1))   p99.9 \(TextFormat.fixed(latency.p999, 1))   max \(TextFormat.fixed(latency.max, 1))"))
+        if let lateness = result.sendLatenessMicroseconds {
+            lines.append(row("lateness µs", SendLateness.summary(lateness)))
+            if let note = SendLateness.note(result) { lines.append(row("", note)) }
+        }
         let fairness = result.fairness
         lines.append(row("fairness", "msgs per connection min \(TextFormat.grouped(fairness.minimum))   median \(TextFormat.grouped(fairness.median))   max \(TextFormat.grouped(fairness.maximum))   Jain \(TextFormat.fixed(fairness.jainIndex, 4))"))
         if let server = result.server {

@@ -41,6 +41,8 @@ extension Loadgen {
                 transform: TextValues.duration)
         var warmup: Duration = .seconds(1)
 
+        @OptionGroup(title: "Open loop") var spinning: SpinOption
+
         @OptionGroup(title: "Output") var output: OutputOptions
 
         @Option(
@@ -63,7 +65,7 @@ extension Loadgen {
         func run() throws {
             let result = measure(connection, output) { settings, progress, stop throws(StartupError) in
                 try LoadRun(connection: settings, messageSize: size, depth: depth, rate: rate, duration: duration,
-                            warmup: warmup).run(progress: progress, stop: stop)
+                            warmup: warmup, spin: spinning.spin).run(progress: progress, stop: stop)
             }
             if let percentiles, let histogram = result.latencyHistogram {
                 PercentileFile.write(histogram, to: percentiles)

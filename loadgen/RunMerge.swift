@@ -62,6 +62,10 @@ enum RunMerge {
         merged.stopReason = all.compactMap(\.stopReason).first
         merged.provenance = .current()
         merged.perSecond = nil  // each machine's seconds are its own; they are not aligned
+        let lateness = all.compactMap(\.sendLatenessHistogram)
+        if let firstLateness = lateness.first {
+            SendLateness.attach(lateness.dropFirst().reduce(into: firstLateness) { $0.add($1) }, to: &merged)
+        }
         return merged
     }
 

@@ -149,6 +149,9 @@ struct ClientFigures: Codable, Sendable, Equatable {
     var cpuMicrosecondsPerMessage: Double
     var contextSwitchesPerMessage: Double
     var maxRSSKiB: Int
+    /// The busiest client loop thread's CPU over its life (connecting and draining included), 100 = a
+    /// full core: near 100 with --spin. Unlike the figures above it excludes the rest of the process.
+    var busiestLoopPercent: Double? = nil
 
     init(loops: Int, usage: ResourceUsage, seconds: Double, messages: Int) {
         self.loops = loops
@@ -227,6 +230,13 @@ struct LoadResult: Codable, Sendable, Equatable {
     /// Each second of the measured phase: messages per second and the p99 of that second (the
     /// highest over the client's loops).
     var perSecond: [SecondFigures]?
+    /// Open loop: how late the client sent the measured messages against their schedule (µs); the
+    /// latency includes it. Nil for a closed loop.
+    var sendLatenessMicroseconds: LatencyFigures? = nil
+    /// The same as a histogram of nanoseconds, so `loadgen merge` can add them.
+    var sendLatenessHistogram: Histogram<UInt64>? = nil
+    /// Open loop: the lateness p99 was above a quarter of the latency p99 (`SendLateness.note` says so).
+    var clientWasLate: Bool? = nil
 
     struct Settings: Codable, Sendable, Equatable {
         var connections: Int
@@ -241,6 +251,8 @@ struct LoadResult: Codable, Sendable, Equatable {
         var connectRate: Double?
         var sourceAddresses: Int
         var cpus: [Int]
+        /// `--spin`: the client loops polled without sleeping. Nil when not asked.
+        var spin: Bool? = nil
     }
 
     struct Totals: Codable, Sendable, Equatable {
