@@ -13,5 +13,5 @@ struct Loadgen: ParsableCommand {
             For repeatable figures on a small machine pin both: `taskset -c 0 SERVER ...` and `loadgen ... --cpus 1`.
             Exit status: 0 when every byte came back as sent; 1 on any error; 64 on bad usage.
             """,
-        subcommands: [Run.self, Idle.self, Churn.self, Curve.self, Sweep.self, Merge.self])
+        subcommands: [Run.self, Idle.self, Churn.self, Curve.self, Sweep.self, Merge.self, AB.self])
 }
