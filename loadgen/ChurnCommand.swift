@@ -14,38 +14,43 @@ extension Loadgen {
                   loadgen churn --target 127.0.0.1:7007 --concurrency 64 --size 16 --duration 10s --cpus 1
                 """)
 
-        @OptionGroup(title: "Connections") var connection: ConnectionOptions
+        @OptionGroup(title: "Connections") var connection: TargetOptions
 
-        @Option(help: ArgumentHelp("Lives in flight at once (default 64).", valueName: "k"),
-                transform: { try TextValues.positiveCount($0, name: "--concurrency") })
+        @Option(parsing: .unconditional, help: ArgumentHelp("Lives in flight at once (default 64).", valueName: "k"),
+                transform: OptionValue.count("--concurrency", in: 1...16384))
         var concurrency: Int = 64
 
-        @Option(help: ArgumentHelp("Bytes each life echoes (default 16).", valueName: "bytes"), transform: ByteCount.parse)
+        @Option(parsing: .unconditional, help: ArgumentHelp("Bytes each life echoes (K = 1024; default 16).", valueName: "bytes"),
+                transform: OptionValue.size("--size", maximum: 65536))
         var size: Int = 16
 
-        @Option(help: ArgumentHelp("Measured time (default 10s).", valueName: "duration"), transform: TextValues.duration)
+        @Option(parsing: .unconditional, help: ArgumentHelp("Measured time (default 10s).", valueName: "duration"),
+                transform: OptionValue.positiveDuration("--duration"))
         var duration: Duration = .seconds(10)
 
-        @Option(help: ArgumentHelp("Unmeasured churn first (default 1s).", valueName: "duration"), transform: TextValues.duration)
+        @Option(parsing: .unconditional, help: ArgumentHelp("Unmeasured churn first (default 1s).", valueName: "duration"),
+                transform: OptionValue.duration("--warmup"))
         var warmup: Duration = .seconds(1)
 
-        @Option(help: ArgumentHelp("Also write the life-latency distribution here (.hgrm, µs).", valueName: "file"))
+        @Option(parsing: .unconditional, help: ArgumentHelp("Also write the life-latency distribution here (.hgrm, µs).", valueName: "file"))
         var percentiles: String?
 
         @Flag(help: "Print one JSON object on stdout instead of the summary.")
         var json = false
 
-        @Option(help: ArgumentHelp("Append one CSV row per run to this file (a header first when the file is new).", valueName: "file"))
+        @Option(parsing: .unconditional, help: ArgumentHelp("Append one CSV row per run to this file (a header first when the file is new).", valueName: "file"))
         var csv: String?
 
+        @OptionGroup(title: "Output") var progress: ProgressOption
+
         func validate() throws {
-            guard (1...65536).contains(size) else { throw ValidationError("--size must be 1 B...64 KiB, got \(size)") }
-            guard concurrency <= 16384 else { throw ValidationError("--concurrency must be 1...16384, got \(concurrency)") }
-            guard duration > .zero, duration <= .seconds(24 * 3600) else { throw ValidationError("--duration must be above 0 and at most 24h") }
+            guard duration <= .seconds(24 * 3600), warmup <= .seconds(3600) else {
+                throw ValidationError("--duration is at most 24h and --warmup at most 1h")
+            }
         }
 
         func run() throws {
-            let (settings, stop) = prepareClient(connection)
+            let (settings, stop) = prepareClient { connection.settings(connections: concurrency) }
             var churn = ChurnRun(connection: settings)
             churn.concurrency = concurrency
             churn.messageSize = size

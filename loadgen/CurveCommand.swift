@@ -19,28 +19,30 @@ extension Loadgen {
 
         @OptionGroup(title: "Connections") var connection: ConnectionOptions
 
-        @Option(help: ArgumentHelp("Bytes per message (default 64).", valueName: "bytes"), transform: ByteCount.parse)
+        @Option(parsing: .unconditional, help: ArgumentHelp("Bytes per message (K, M are powers of 1024; default 64).", valueName: "bytes"),
+                transform: OptionValue.size("--size", maximum: ByteCount.maxBufferSize))
         var size: Int = 64
 
-        @Option(help: ArgumentHelp("Offered rates in msgs/s, comma-separated (10k, 20000, 1.5M), or 'auto' (default).", valueName: "list"))
+        @Option(parsing: .unconditional, help: ArgumentHelp("Offered rates in msgs/s, comma-separated (10k, 20000, 1.5M: powers of 1000), or 'auto' (default auto).", valueName: "list"))
         var rates: String = "auto"
 
-        @Option(help: ArgumentHelp("With auto: the first rate (default 1000).", valueName: "msgs/s"),
-                transform: { try TextValues.positiveRate($0, name: "--start-rate") })
+        @Option(parsing: .unconditional, help: ArgumentHelp("With auto: the first rate (default 1000).", valueName: "msgs/s"),
+                transform: OptionValue.rate("--start-rate"))
         var startRate: Double = 1000
 
-        @Option(help: ArgumentHelp("The latency bound a step must meet (default 10ms).", valueName: "duration"),
-                transform: TextValues.duration)
+        @Option(parsing: .unconditional, help: ArgumentHelp("The latency bound a step must meet (default 10ms).", valueName: "duration"),
+                transform: OptionValue.positiveDuration("--p99-limit"))
         var p99Limit: Duration = .milliseconds(10)
 
-        @Option(help: ArgumentHelp("Measured time per step (default 5s).", valueName: "duration"), transform: TextValues.duration)
+        @Option(parsing: .unconditional, help: ArgumentHelp("Measured time per step (default 5s).", valueName: "duration"),
+                transform: OptionValue.positiveDuration("--duration"))
         var duration: Duration = .seconds(5)
 
-        @Option(help: ArgumentHelp("Unmeasured load before each step (default 1s).", valueName: "duration"),
-                transform: TextValues.duration)
+        @Option(parsing: .unconditional, help: ArgumentHelp("Unmeasured load before each step (default 1s).", valueName: "duration"),
+                transform: OptionValue.duration("--warmup"))
         var warmup: Duration = .seconds(1)
 
-        @Option(help: ArgumentHelp("Also write each step's distribution as FILE with the rate added (curve.hgrm → curve-20000.hgrm).", valueName: "file"))
+        @Option(parsing: .unconditional, help: ArgumentHelp("Also write each step's distribution as FILE with the rate added (curve.hgrm → curve-20000.hgrm).", valueName: "file"))
         var percentiles: String?
 
         @OptionGroup(title: "Open loop") var spinning: SpinOption
@@ -48,29 +50,23 @@ extension Loadgen {
         @Flag(help: "Print one JSON object on stdout instead of the table.")
         var json = false
 
+        @OptionGroup(title: "Output") var progress: ProgressOption
+
         func validate() throws {
             _ = try parsedRates()
-            guard (1...ByteCount.maxBufferSize).contains(size) else { throw ValidationError("--size must be 1 B...64 MiB") }
-            guard duration > .zero, duration <= .seconds(3600) else { throw ValidationError("--duration must be above 0 and at most 1h") }
-            guard p99Limit > .zero else { throw ValidationError("--p99-limit must be above 0") }
+            guard duration <= .seconds(3600) else { throw ValidationError("--duration is at most 1h, got \(duration.shortDescription)") }
         }
 
-        /// `auto` → []; `10k,20000,1.5M` → rates.
+        /// `auto` → []; `10k,20000,1.5M` → rates (the count grammar, `CountText`).
         func parsedRates() throws -> [Double] {
             if rates == "auto" { return [] }
-            return try rates.split(separator: ",").map { part in
-                let text = part.lowercased()
-                let (digits, scale): (Substring, Double) =
-                    text.hasSuffix("k") ? (text.dropLast(), 1e3) : text.hasSuffix("m") ? (text.dropLast(), 1e6) : (Substring(text), 1)
-                guard let value = Double(digits), value.isFinite, value > 0 else {
-                    throw ValidationError("--rates takes 'auto' or rates such as 10k,20k,40000; got '\(part)'")
-                }
-                return value * scale
+            return try rates.split(separator: ",", omittingEmptySubsequences: false).map { part in
+                try OptionValue.rate("--rates")(String(part))
             }
         }
 
         func run() throws {
-            let (settings, stop) = prepareClient(connection)
+            let (settings, stop) = prepareClient { connection.settings }
             var curve = loadgen.Curve(connection: settings)
             curve.messageSize = size
             curve.duration = duration
@@ -82,9 +78,9 @@ extension Loadgen {
             let result: CurveResult
             do {
                 result = try curve.run(stop: stop) { step, run in
-                    writeAll(STDERR_FILENO, Array((
+                    if !progress.noProgress { writeAll(STDERR_FILENO, Array((
                         "curve: \(Int(step.offered)) msgs/s offered → \(Int(step.achieved)) achieved, "
-                            + "p99 \(TextFormat.fixed(step.latencyMicroseconds.p99, 0)) µs (send lateness p99 \(TextFormat.fixed(step.sendLatenessMicroseconds?.p99 ?? 0, 0)) µs): \(step.metBound ? "met" : "missed")\n").utf8))
+                            + "p99 \(TextFormat.fixed(step.latencyMicroseconds.p99, 0)) µs (send lateness p99 \(TextFormat.fixed(step.sendLatenessMicroseconds?.p99 ?? 0, 0)) µs): \(step.metBound ? "met" : "missed")\n").utf8)) }
                     if let percentiles, let histogram = run.latencyHistogram {
                         PercentileFile.write(histogram, to: Self.path(percentiles, rate: step.offered))
                     }

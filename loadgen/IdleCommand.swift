@@ -15,23 +15,24 @@ extension Loadgen {
 
         @OptionGroup(title: "Connections") var connection: ConnectionOptions
 
-        @Option(help: ArgumentHelp("Bytes of the one message echoed on each connection (default 16).", valueName: "bytes"),
-                transform: ByteCount.parse)
+        @Option(parsing: .unconditional, help: ArgumentHelp("Bytes of the one message echoed on each connection (K = 1024; default 16).", valueName: "bytes"),
+                transform: OptionValue.size("--size", maximum: 65536))
         var size: Int = 16
 
-        @Option(help: ArgumentHelp("How long to hold the connections open before reading the server (default 1s).", valueName: "duration"),
-                transform: TextValues.duration)
+        @Option(parsing: .unconditional, help: ArgumentHelp("How long to hold the connections open before reading the server (default 1s).", valueName: "duration"),
+                transform: OptionValue.duration("--hold"))
         var hold: Duration = .seconds(1)
 
         @OptionGroup(title: "Output") var output: OutputOptions
 
+        @OptionGroup(title: "Output") var progress: ProgressOption
+
         func validate() throws {
-            guard (1...65536).contains(size) else { throw ValidationError("--size must be 1 B...64 KiB, got \(size)") }
             guard hold <= .seconds(24 * 3600) else { throw ValidationError("--hold is at most 24h") }
         }
 
         func run() throws {
-            let result = measure(connection, output) { settings, progress, stop throws(StartupError) in
+            let result = measure(connection, progress) { settings, progress, stop throws(StartupError) in
                 try IdleRun(connection: settings, messageSize: size, hold: hold).run(progress: progress, stop: stop)
             }
             try Report.emit(result, json: output.json, csv: output.csv)

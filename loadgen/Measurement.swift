@@ -4,11 +4,11 @@ import EchoProtocol
 /// request to stop early (with results), pinning, the live line, and a start-up failure as one line.
 /// `body` runs the engine with the settings, the live-line callback and the stop request.
 func measure<Result>(
-    _ connection: ConnectionOptions, _ output: OutputOptions,
+    _ connection: ConnectionOptions, _ progress: ProgressOption,
     _ body: (ConnectionSettings, ((LiveFigures) -> Void)?, StopRequest) throws(StartupError) -> Result
 ) -> Result {
-    let (settings, stop) = prepareClient(connection)
-    let live = LiveLine(enabled: !output.noProgress)
+    let (settings, stop) = prepareClient { connection.settings }
+    let live = LiveLine(enabled: !progress.noProgress)
     defer { live.clear() }
     do throws(StartupError) {
         return try body(settings, live.callback, stop)
@@ -20,11 +20,11 @@ func measure<Result>(
 
 /// The process set-up every load command makes first: signals and limits (`Lifecycle.prepare`),
 /// SIGINT as a request to stop early, the client pinned to `--cpus`.
-func prepareClient(_ connection: ConnectionOptions) -> (ConnectionSettings, StopRequest) {
+func prepareClient(_ makeSettings: () -> ConnectionSettings) -> (ConnectionSettings, StopRequest) {
     Lifecycle.prepare()
     let stop = StopRequest()
     Lifecycle.onStopSignal { stop.request() }
-    let settings = connection.settings
+    let settings = makeSettings()
     if !settings.cpus.isEmpty { pinCurrentThread(to: settings.cpus) }
     return (settings, stop)
 }

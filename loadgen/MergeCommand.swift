@@ -19,7 +19,7 @@ extension Loadgen {
 
         @OptionGroup(title: "Output") var output: OutputOptions
 
-        @Option(help: ArgumentHelp("Also write the merged latency distribution here (.hgrm, µs).", valueName: "file"))
+        @Option(parsing: .unconditional, help: ArgumentHelp("Also write the merged latency distribution here (.hgrm, µs).", valueName: "file"))
         var percentiles: String?
 
         func validate() throws {

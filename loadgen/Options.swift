@@ -1,51 +1,37 @@
 import ArgumentParser
 import EchoProtocol
 
-/// Where to connect and how: shared by `run` and `idle`.
-struct ConnectionOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("The echo server, as HOST:PORT: 127.0.0.1:7007, [::1]:7007 or localhost:7007.", valueName: "host:port"))
+/// Where to connect and how to read the server: every command that talks to one target.
+struct TargetOptions: ParsableArguments {
+    @Option(
+        parsing: .unconditional, help: ArgumentHelp("The echo server, as HOST:PORT: 127.0.0.1:7007, [::1]:7007 or localhost:7007 (default 127.0.0.1:7007).", valueName: "host:port"))
     var target: String = "127.0.0.1:7007"
 
     @Option(
-        name: [.customShort("c"), .long],
-        help: ArgumentHelp("Connections to open (default 50; each needs one open file; see --source-addresses beyond ~28k).", valueName: "n"),
-        transform: { try TextValues.positiveCount($0, name: "--connections") })
-    var connections: Int = 50
-
-    @Option(
-        help: ArgumentHelp("New connections per second, over all threads (default: as fast as the server accepts, at most 256 pending per thread).", valueName: "n"),
-        transform: { try TextValues.positiveRate($0, name: "--connect-rate") })
-    var connectRate: Double?
-
-    @Option(
-        help: ArgumentHelp("How long connecting, and then the first echo, may each take per connection (default 5s).", valueName: "duration"),
-        transform: TextValues.duration)
+        parsing: .unconditional, help: ArgumentHelp("How long connecting, and then the first echo, may each take per connection (default 5s).", valueName: "duration"),
+        transform: OptionValue.positiveDuration("--connect-timeout"))
     var connectTimeout: Duration = .seconds(5)
 
     @Option(
-        help: ArgumentHelp(
+        parsing: .unconditional, help: ArgumentHelp(
             "Local addresses to connect from, spread over the connections: 127.0.0.1-127.0.0.32 or a comma list. One address gives ~28k connections to one target; each more adds as many.",
             valueName: "range"),
         transform: TextValues.addresses)
     var sourceAddresses: [SocketAddress]?
 
     @Option(
-        help: ArgumentHelp("Client event loops, one thread each (default 1); connections are dealt to them in turn.", valueName: "n"),
-        transform: { try TextValues.positiveCount($0, name: "--threads") })
-    var threads: Int = 1
-
-    @Option(
-        help: ArgumentHelp("Pin the client to these CPUs (1, 0,1, 0-3): loop i runs on the i-th. E.g. server on 0 (taskset -c 0), --cpus 1.", valueName: "list"),
-        transform: TextValues.cpus)
+        parsing: .unconditional, help: ArgumentHelp("Pin the client to these CPUs (1, 0,1, 0-3; only CPUs this process may run on): loop i runs on the i-th. E.g. server on 0 (taskset -c 0), --cpus 1.", valueName: "list"),
+        transform: OptionValue.cpus("--cpus"))
     var cpus: [Int]?
 
     @Option(
-        help: ArgumentHelp("Read the server's figures from its stats endpoint (echo-lab servers print it on their readiness line).", valueName: "host:port"))
+        parsing: .unconditional, help: ArgumentHelp("Read the server's figures from its stats endpoint (echo-lab servers print it on their readiness line).", valueName: "host:port"))
     var serverStats: String?
 
     @Option(
-        help: ArgumentHelp("Read the server's figures from /proc/PID (any server). Default: the process listening on --target, if this user can see it.", valueName: "pid"))
-    var serverPid: Int32?
+        parsing: .unconditional, help: ArgumentHelp("Read the server's figures from /proc/PID (any server). Default: the process listening on --target, if this user can see it.", valueName: "pid"),
+        transform: OptionValue.count("--server-pid", in: 1...Int(Int32.max)))
+    var serverPid: Int?
 
     func validate() throws {
         let targets = try Self.resolve(target, option: "--target")
@@ -57,22 +43,18 @@ struct ConnectionOptions: ParsableArguments {
         if serverStats != nil && serverPid != nil {
             throw ValidationError("give --server-stats or --server-pid, not both")
         }
-        if let serverPid, serverPid < 1 { throw ValidationError("--server-pid must be a process id, got \(serverPid)") }
-        guard threads <= 256 else { throw ValidationError("--threads must be 1...256, got \(threads)") }
-        guard connections <= 10_000_000 else { throw ValidationError("--connections must be at most 10000000") }
     }
 
-    var settings: ConnectionSettings {
+    /// The settings for `connections` connections (churn: its lives in flight).
+    func settings(connections: Int) -> ConnectionSettings {
         var targets = (try? Self.resolve(target, option: "--target")) ?? []
         if let source = sourceAddresses?.first { targets = targets.filter { $0.family == source.family } }
         var settings = ConnectionSettings(target: Self.firstAnswering(targets), connections: connections)
-        settings.connectRate = connectRate
         settings.connectTimeout = connectTimeout
         settings.sourceAddresses = sourceAddresses ?? []
-        settings.threads = threads
         settings.cpus = cpus ?? []
         settings.serverStats = serverStats.flatMap { try? Self.resolve($0, option: "--server-stats") }.map(Self.firstAnswering)
-        settings.serverPID = serverPid
+        settings.serverPID = serverPid.map { Int32($0) }
         return settings
     }
 
@@ -98,14 +80,48 @@ struct ConnectionOptions: ParsableArguments {
     }
 }
 
-/// How to report: shared by `run` and `idle`.
+/// A population of connections to one target: `run`, `idle` and `curve` (churn has lives instead).
+struct ConnectionOptions: ParsableArguments {
+    @OptionGroup var endpoint: TargetOptions
+
+    @Option(
+        name: [.customShort("c"), .long],
+        parsing: .unconditional, help: ArgumentHelp("Connections to open (default 50; 10k = 10000; each needs one open file; see --source-addresses beyond ~28k).", valueName: "n"),
+        transform: OptionValue.count("--connections", in: 1...10_000_000))
+    var connections: Int = 50
+
+    @Option(
+        parsing: .unconditional, help: ArgumentHelp("New connections per second, over all threads (default: as fast as the server accepts, at most 256 pending per thread).", valueName: "n"),
+        transform: OptionValue.rate("--connect-rate"))
+    var connectRate: Double?
+
+    @Option(
+        parsing: .unconditional, help: ArgumentHelp("Client event loops, one thread each (default 1); connections are dealt to them in turn.", valueName: "n"),
+        transform: OptionValue.count("--threads", in: 1...256))
+    var threads: Int = 1
+
+    var target: String { endpoint.target }
+
+    var settings: ConnectionSettings {
+        var settings = endpoint.settings(connections: connections)
+        settings.connectRate = connectRate
+        settings.threads = threads
+        return settings
+    }
+}
+
+/// How to report: shared by `run`, `idle` and `merge`.
 struct OutputOptions: ParsableArguments {
-    @Flag(help: "Print one JSON object on stdout instead of the table (schema: README.md, section loadgen JSON).")
+    @Flag(help: "Print one JSON object on stdout instead of the table (schema: docs/loadgen.md).")
     var json = false
 
-    @Option(help: ArgumentHelp("Append one CSV row per run to this file (a header first when the file is new).", valueName: "file"))
+    @Option(
+        parsing: .unconditional, help: ArgumentHelp("Append one CSV row per run to this file (a header first when the file is new).", valueName: "file"))
     var csv: String?
+}
 
+/// The live line: every command that runs for a while.
+struct ProgressOption: ParsableArguments {
     @Flag(help: "No live line on stderr (it is shown only on a terminal anyway).")
     var noProgress = false
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import EchoProtocol
 import Foundation
 
 /// Where a result came from, so a file read months later (or merged with another host's) says what
@@ -29,29 +30,9 @@ struct Provenance: Codable, Sendable, Equatable {
             .flatMap { $0.split(separator: ":", maxSplits: 1).last }
             .map { $0.trimmingCharacters(in: .whitespaces) }
         return Provenance(
-            loadgen: loadgenVersion, gitCommit: gitCommit(), commandLine: CommandLine.arguments,
+            loadgen: loadgenVersion, gitCommit: BuildVersion.gitCommit, commandLine: CommandLine.arguments,
             host: field(names.nodename), cpuModel: cpuModel,
             kernel: "\(field(names.sysname)) \(field(names.release)) \(field(names.machine))",
             cpusAllowed: currentAffinity() ?? [])
-    }
-
-    /// Reads HEAD of the repository whose `.build/<config>/loadgen` this is, without running git.
-    private static func gitCommit() -> String? {
-        var directory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<4 {
-            let git = directory.appendingPathComponent(".git")
-            if let head = try? String(contentsOf: git.appendingPathComponent("HEAD"), encoding: .utf8) {
-                let line = head.trimmingCharacters(in: .whitespacesAndNewlines)
-                guard line.hasPrefix("ref: ") else { return line.count == 40 ? line : nil }
-                let ref = String(line.dropFirst(5))
-                if let hash = try? String(contentsOf: git.appendingPathComponent(ref), encoding: .utf8) {
-                    return hash.trimmingCharacters(in: .whitespacesAndNewlines)
-                }
-                let packed = (try? String(contentsOf: git.appendingPathComponent("packed-refs"), encoding: .utf8)) ?? ""
-                return packed.split(separator: "\n").first { $0.hasSuffix(" " + ref) }.map { String($0.prefix(40)) }
-            }
-            directory.deleteLastPathComponent()
-        }
-        return nil
     }
 }

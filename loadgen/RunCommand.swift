@@ -19,51 +19,46 @@ extension Loadgen {
         @OptionGroup(title: "Connections") var connection: ConnectionOptions
 
         @Option(
-            help: ArgumentHelp("Bytes per message: 64, 1K, 16KiB (default 64).", valueName: "bytes"),
-            transform: ByteCount.parse)
+            parsing: .unconditional, help: ArgumentHelp("Bytes per message: 64, 1K, 16KiB (K, M, G are powers of 1024; default 64).", valueName: "bytes"),
+            transform: OptionValue.size("--size", maximum: ByteCount.maxBufferSize))
         var size: Int = 64
 
         @Option(
-            help: ArgumentHelp("Messages in flight per connection (closed loop; default 1). With --rate: the most one connection may hold unanswered (default 64).", valueName: "n"),
-            transform: { try TextValues.positiveCount($0, name: "--depth") })
+            parsing: .unconditional, help: ArgumentHelp("Messages in flight per connection (closed loop; default 1). With --rate: the most one connection may hold unanswered (default 64).", valueName: "n"),
+            transform: OptionValue.count("--depth", in: 1...LoadRun.maxDepth))
         var depth: Int?
 
         @Option(
-            help: ArgumentHelp("Total messages per second over all connections: an open loop instead of a closed one.", valueName: "msgs/s"),
-            transform: { try TextValues.positiveRate($0, name: "--rate") })
+            parsing: .unconditional, help: ArgumentHelp("Total messages per second over all connections (10k = 10000): an open loop instead of a closed one.", valueName: "msgs/s"),
+            transform: OptionValue.rate("--rate"))
         var rate: Double?
 
-        @Option(help: ArgumentHelp("Length of the measured phase: 500ms, 10s, 2m (default 10s).", valueName: "duration"),
-                transform: TextValues.duration)
+        @Option(parsing: .unconditional, help: ArgumentHelp("Length of the measured phase: 500ms, 10s, 2m (default 10s).", valueName: "duration"),
+                transform: OptionValue.positiveDuration("--duration"))
         var duration: Duration = .seconds(10)
 
-        @Option(help: ArgumentHelp("Load before measuring starts, not counted (default 1s).", valueName: "duration"),
-                transform: TextValues.duration)
+        @Option(parsing: .unconditional, help: ArgumentHelp("Load before measuring starts, not counted (default 1s).", valueName: "duration"),
+                transform: OptionValue.duration("--warmup"))
         var warmup: Duration = .seconds(1)
 
         @OptionGroup(title: "Open loop") var spinning: SpinOption
 
         @OptionGroup(title: "Output") var output: OutputOptions
 
+        @OptionGroup(title: "Output") var progress: ProgressOption
+
         @Option(
-            help: ArgumentHelp("Also write the latency distribution here, in HdrHistogram's .hgrm text format (µs).", valueName: "file"))
+            parsing: .unconditional, help: ArgumentHelp("Also write the latency distribution here, in HdrHistogram's .hgrm text format (µs).", valueName: "file"))
         var percentiles: String?
 
         func validate() throws {
-            guard (1...ByteCount.maxBufferSize).contains(size) else {
-                throw ValidationError("--size must be 1 B...64 MiB, got \(size)")
-            }
-            if let depth, depth > LoadRun.maxDepth {
-                throw ValidationError("--depth must be 1...\(LoadRun.maxDepth), got \(depth)")
-            }
-            guard duration > .zero else { throw ValidationError("--duration must be above 0, e.g. 10s") }
             guard duration <= .seconds(24 * 3600), warmup <= .seconds(3600) else {
                 throw ValidationError("--duration is at most 24h and --warmup at most 1h")
             }
         }
 
         func run() throws {
-            let result = measure(connection, output) { settings, progress, stop throws(StartupError) in
+            let result = measure(connection, progress) { settings, progress, stop throws(StartupError) in
                 try LoadRun(connection: settings, messageSize: size, depth: depth, rate: rate, duration: duration,
                             warmup: warmup, spin: spinning.spin).run(progress: progress, stop: stop)
             }

@@ -4,7 +4,7 @@ import EchoProtocol
 /// Option values written the way people write them, each parsed into the value the engine uses.
 /// Every parser throws an ArgumentParser `ValidationError` that names the bad text and shows a good one.
 enum TextValues {
-    /// See `DurationText` (EchoProtocol's Units.swift).
+    /// See `DurationText` (EchoProtocol's Units.swift): every duration needs its unit.
     static func duration(_ text: String) throws -> Duration { try DurationText.parse(text) }
 
     /// Source addresses: one address, a range `127.0.0.1-127.0.0.32`, or a comma-separated list of both.
@@ -39,26 +39,6 @@ enum TextValues {
 
     /// See `CPUList` (EchoProtocol's Units.swift).
     static func cpus(_ text: String) throws -> [Int] { try CPUList.parse(text) }
-
-    /// A positive count with optional thousands separators (`20000`, `20_000`, `20,000` is refused: comma lists).
-    static func positiveCount(_ text: String, name: String) throws -> Int {
-        guard let value = Int(text.replacingUnderscores), value >= 1 else {
-            throw ValidationError("\(name) must be a whole number of at least 1, got '\(text)'")
-        }
-        return value
-    }
-
-    /// A positive rate, possibly fractional (`2000`, `0.5`).
-    static func positiveRate(_ text: String, name: String) throws -> Double {
-        guard let value = Double(text.replacingUnderscores), value.isFinite, value > 0 else {
-            throw ValidationError("\(name) must be a number above 0, got '\(text)'")
-        }
-        return value
-    }
-}
-
-extension String {
-    fileprivate var replacingUnderscores: String { String(filter { $0 != "_" }) }
 }
 
 extension Duration {

@@ -1,45 +1,53 @@
 import ArgumentParser
 
 /// The options every echo server shares. Variant options (`--stack-size`, `--loops`, `--executor`)
-/// stay in their own executable.
+/// stay in their own executable; so does `OffloadOption`, which only an event-loop server can use.
 public struct ServerOptions: ParsableArguments, Sendable {
-    @Option(help: "Address to listen on: 127.0.0.1, ::1, :: (every address), 0.0.0.0, or a name such as localhost.")
+    @Option(
+        parsing: .unconditional, help: "Address to listen on: 127.0.0.1, ::1, :: (every address), 0.0.0.0, or a name such as localhost (default: 127.0.0.1).")
     public var host: String = "127.0.0.1"
 
-    @Option(help: "TCP port to listen on; 0 lets the kernel pick one (announced on the readiness line).")
+    @Option(
+        parsing: .unconditional, help: ArgumentHelp("TCP port to listen on; 0 lets the kernel pick one, announced on the readiness line (default: 7007).", valueName: "port"),
+        transform: OptionValue.count("--port", in: 0...65535))
     public var port: Int = 7007
 
-    @Option(help: "Listen backlog: connections the kernel queues before the server accepts them.")
+    @Option(
+        parsing: .unconditional, help: ArgumentHelp("Listen backlog: connections the kernel queues before the server accepts them (default: 4096).", valueName: "n"),
+        transform: OptionValue.count("--backlog", in: 1...1_000_000))
     public var backlog: Int = 4096
 
     @Option(
-        help: ArgumentHelp(
-            "Most unsent bytes one connection may hold (e.g. 16K, 1M; default 16K); while it holds any, it is not read.",
+        parsing: .unconditional, help: ArgumentHelp(
+            "Most unsent bytes one connection may hold (e.g. 16K, 1M; K, M are powers of 1024); while it holds any, it is not read (default: 16K).",
             valueName: "bytes"),
-        transform: ByteCount.parse)
+        transform: OptionValue.size("--buffer-size", maximum: ByteCount.maxBufferSize))
     public var bufferSize: Int = 16 * 1024
 
-    @Option(help: "Most connections open at once; beyond it a new connection is closed at once and counted as refused.")
+    @Option(
+        parsing: .unconditional, help: ArgumentHelp("Most connections open at once (10k = 10000); beyond it a new connection is closed at once and counted as refused (default: 1000000).", valueName: "n"),
+        transform: OptionValue.count("--max-connections"))
     public var maxConnections: Int = 1_000_000
 
-    @Option(help: "Port of the stats endpoint (one JSON snapshot per connection); 0 lets the kernel pick.")
+    @Option(
+        parsing: .unconditional, help: ArgumentHelp("Port of the stats endpoint (one JSON snapshot per connection); 0 lets the kernel pick (default: 0).", valueName: "port"),
+        transform: OptionValue.count("--stats-port", in: 0...65535))
     public var statsPort: Int = 0
 
     @Option(
-        help: ArgumentHelp("CPU-bound work per message, after its read and before its echo: spinning, not a sleep (e.g. 20us).", valueName: "duration"),
-        transform: DurationText.parseWithUnit)
+        parsing: .unconditional, help: ArgumentHelp("CPU-bound work per message, after its read and before its echo: spinning, not a sleep (e.g. 20us; above 0, at most 1s).", valueName: "duration"),
+        transform: OptionValue.positiveDuration("--work"))
     public var work: Duration?
 
     @Option(
-        help: ArgumentHelp("A blocking call (nanosleep) of this length every --block-every messages, on the thread that handles the message (e.g. 5ms).", valueName: "duration"),
-        transform: DurationText.parseWithUnit)
+        parsing: .unconditional, help: ArgumentHelp("A blocking call (nanosleep) of this length every --block-every messages, on the thread that handles the message (e.g. 5ms; above 0, at most 10s).", valueName: "duration"),
+        transform: OptionValue.positiveDuration("--block"))
     public var block: Duration?
 
-    @Option(help: ArgumentHelp("How often --block happens: every Nth message (default 1).", valueName: "n"))
+    @Option(
+        parsing: .unconditional, help: ArgumentHelp("How often --block happens: every Nth message (default: 1).", valueName: "n"),
+        transform: OptionValue.count("--block-every"))
     public var blockEvery: Int?
-
-    @Option(help: ArgumentHelp("Run --block on a pool of N threads instead (echo-libev, echo-tasks); the connection is not read meanwhile.", valueName: "n"))
-    public var offload: Int?
 
     /// `--work`, `--block`, `--block-every` together.
     public var messageCost: MessageCost { MessageCost(work: work, block: block, blockEvery: blockEvery ?? 1) }
@@ -75,12 +83,27 @@ public struct ServerOptions: ParsableArguments, Sendable {
             guard block != nil else { throw ValidationError("--block-every needs --block") }
             guard blockEvery >= 1 else { throw ValidationError("--block-every must be at least 1, got \(blockEvery)") }
         }
-        if let offload {
-            guard block != nil else { throw ValidationError("--offload needs --block (it runs the blocking call elsewhere)") }
-            guard (1...1024).contains(offload) else { throw ValidationError("--offload must be 1...1024, got \(offload)") }
-        }
         guard maxConnections >= 1 else {
             throw ValidationError("--max-connections must be at least 1, got \(maxConnections)")
+        }
+    }
+}
+
+/// `--offload N`: the servers whose loops serve many connections per thread (echo-libev, echo-tasks)
+/// can move `--block`'s call to a pool; a thread per connection has nothing to move it from, so
+/// echo-threads does not offer it.
+public struct OffloadOption: ParsableArguments, Sendable {
+    @Option(
+        parsing: .unconditional, help: ArgumentHelp("Run --block on a pool of N threads instead (1...1024); the connection is not read meanwhile.", valueName: "n"),
+        transform: OptionValue.count("--offload", in: 1...1024))
+    public var offload: Int?
+
+    public init() {}
+
+    /// `--offload` runs the blocking call elsewhere: it needs `--block`.
+    public func validate(with server: ServerOptions) throws {
+        if offload != nil, server.block == nil {
+            throw ValidationError("--offload needs --block (it runs the blocking call elsewhere)")
         }
     }
 }

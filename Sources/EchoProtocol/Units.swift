@@ -1,17 +1,22 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
 
 // The one home for option values written the way people write them, as wrk2's units.c is: sizes,
 // durations and CPU lists, for every tool of the package. Each parser throws an ArgumentParser
 // `ValidationError` that names the bad text and shows a good spelling.
 
-/// Sizes written the way people write them: `4096`, `64K`, `64KiB`, `1M`, `8MiB`, `1G` (powers of 1024).
+/// Sizes written the way people write them: `4096`, `64K`, `64KB`, `64KiB`, `1M`, `8MiB`, `1G`: powers of
+/// 1024 whichever way the suffix is written (k or K, B or iB), as buffer and page sizes are counted.
 public enum ByteCount {
     public static let maxBufferSize = 64 * 1024 * 1024
+    public static let grammar = "a byte count, optionally with K, M or G (powers of 1024: 1K = 1024)"
 
     /// Parses a size; throws an ArgumentParser `ValidationError` naming the bad text.
     public static func parse(_ text: String) throws -> Int {
         guard let value = value(of: text) else {
-            throw ValidationError("'\(text)' is not a size; use a byte count or a number with K, M or G (e.g. 64K)")
+            throw ValidationError("'\(text)' is not a size; write \(grammar)")
         }
         return value
     }
@@ -44,28 +49,23 @@ public enum ByteCount {
     }
 }
 
-/// Durations: `500ms`, `10s`, `2m`, `1h`, `1.5s`, `250us`, `100ns`; a bare number is seconds, except
-/// where an option asks for the unit (`parseWithUnit`: a bare `100` for a sleep is as likely meant
-/// as milliseconds).
+/// Durations: `500ms`, `10s`, `2m`, `1h`, `1.5s`, `250us`, `100ns`. Every duration needs its unit (only
+/// `0` stands alone): a bare `10` is seconds to one reader and milliseconds to the next.
 public enum DurationText {
+    public static let grammar = "a number with ns, us, ms, s, m or h (e.g. 100ms, 10s)"
+
     public static func parse(_ text: String) throws -> Duration {
         guard let duration = value(of: text) else {
-            throw ValidationError("'\(text)' is not a duration; write e.g. 500ms, 10s or 2m")
+            throw ValidationError("'\(text)' is not a duration; write \(grammar)")
         }
         return duration
     }
 
-    /// As `parse`, but a number needs its unit (`0` excepted).
-    public static func parseWithUnit(_ text: String) throws -> Duration {
-        guard let duration = value(of: text, unitRequired: true) else {
-            throw ValidationError("'\(text)' is not a duration; write a number with ns, us, ms, s, m or h (e.g. 100ms)")
-        }
-        return duration
-    }
+    /// The same as `parse`: kept for the callers that said so before every duration needed its unit.
+    public static func parseWithUnit(_ text: String) throws -> Duration { try parse(text) }
 
-    /// The duration `text` names, or nil (negative, not a number, no unit when one is required, or
-    /// beyond about 11 days).
-    public static func value(of text: String, unitRequired: Bool = false) -> Duration? {
+    /// The duration `text` names, or nil (negative, not a number, no unit, or beyond about 11 days).
+    public static func value(of text: String) -> Duration? {
         let trimmed = text.lowercased().filter { $0 != " " }
         let units: [(String, Double)] = [
             ("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600),
@@ -79,7 +79,7 @@ public enum DurationText {
             hasUnit = true
             break
         }
-        if unitRequired && !hasUnit && trimmed != "0" { return nil }
+        if !hasUnit && trimmed != "0" { return nil }
         guard !number.hasPrefix("+"), let value = Double(number), value.isFinite, value >= 0 else { return nil }
         let nanoseconds = (value * scale * 1e9).rounded()
         guard nanoseconds < 1e15 else { return nil }
@@ -95,6 +95,117 @@ public enum DurationText {
         if ns % 1_000_000 == 0 { return "\(ns / 1_000_000)ms" }
         if ns % 1_000 == 0 { return "\(ns / 1_000)us" }
         return "\(ns)ns"
+    }
+}
+
+/// Counts and rates: `100`, `20_000`, `10k`, `1.5M`, `1G` (powers of 1000, `k` or `K` alike: these are
+/// numbers of things, not bytes).
+public enum CountText {
+    public static let grammar = "a number, optionally with k, M or G (powers of 1000: 10k = 10000)"
+
+    /// The number `text` names (possibly fractional or negative: the caller's range check names
+    /// those), or nil if it is not a number.
+    public static func value(of text: String) -> Double? {
+        var digits = Substring(text.filter { $0 != "_" && $0 != " " })
+        var scale = 1.0
+        if let last = digits.last, let power = ["k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6, "g": 1e9, "G": 1e9][last] {
+            digits = digits.dropLast()
+            scale = power
+        }
+        guard !digits.isEmpty, !digits.hasPrefix("+"), digits.allSatisfy({ $0.isASCIIDigit || $0 == "." || $0 == "-" }),
+            let number = Double(digits), number.isFinite
+        else { return nil }
+        return number * scale
+    }
+}
+
+/// Option values parsed and range-checked in one place, each error one line that starts with the
+/// option's name and ends with what was given: `--rate must be a number above 0, got -1`.
+/// Use as an `@Option`'s `transform:`, with `parsing: .unconditional` so that a negative value reaches
+/// the check instead of being taken for an option (`OptionParsing.value`).
+public enum OptionValue {
+    public static func duration(_ option: String) -> @Sendable (String) throws -> Duration {
+        { text in
+            guard let value = DurationText.value(of: text) else {
+                if let number = Double(text.filter { $0 != " " }), number != 0 {
+                    throw ValidationError("\(option) needs a unit: write \(DurationText.grammar), got '\(text)'")
+                }
+                if text.hasPrefix("-") { throw ValidationError("\(option) must not be negative, got \(text)") }
+                throw ValidationError("\(option) must be \(DurationText.grammar), got '\(text)'")
+            }
+            return value
+        }
+    }
+
+    /// A duration above 0.
+    public static func positiveDuration(_ option: String) -> @Sendable (String) throws -> Duration {
+        { text in
+            let value = try duration(option)(text)
+            guard value > .zero else { throw ValidationError("\(option) must be above 0, got \(text)") }
+            return value
+        }
+    }
+
+    /// A size in bytes, at least `minimum` (powers of 1024, see `ByteCount`).
+    public static func size(_ option: String, minimum: Int = 1, maximum: Int = Int.max) -> @Sendable (String) throws -> Int {
+        { text in
+            guard let value = ByteCount.value(of: text) else {
+                if CountText.value(of: text).map({ $0 < 0 }) == true {
+                    throw ValidationError("\(option) must be a size of at least \(ByteCount.describe(minimum)), got \(text)")
+                }
+                throw ValidationError("\(option) must be \(ByteCount.grammar), got '\(text)'")
+            }
+            guard value >= minimum, value <= maximum else {
+                throw ValidationError("\(option) must be \(ByteCount.describe(minimum))...\(ByteCount.describe(maximum)), got \(text)")
+            }
+            return value
+        }
+    }
+
+    /// A whole count in `range` (`10k` = 10000).
+    public static func count(_ option: String, in range: ClosedRange<Int> = 1...Int.max) -> @Sendable (String) throws -> Int {
+        { text in
+            guard let number = CountText.value(of: text) else {
+                throw ValidationError("\(option) must be \(CountText.grammar), got '\(text)'")
+            }
+            guard number == number.rounded(), let value = Int(exactly: number) else {
+                throw ValidationError("\(option) must be a whole number, got \(text)")
+            }
+            guard range.contains(value) else { throw ValidationError("\(option) must be \(describe(range)), got \(text)") }
+            return value
+        }
+    }
+
+    /// A rate above 0, possibly fractional (`0.5`, `10k`, `1.5M`).
+    public static func rate(_ option: String) -> @Sendable (String) throws -> Double {
+        { text in
+            guard let value = CountText.value(of: text) else {
+                throw ValidationError("\(option) must be \(CountText.grammar), got '\(text)'")
+            }
+            guard value > 0 else { throw ValidationError("\(option) must be a number above 0, got \(text)") }
+            return value
+        }
+    }
+
+    /// A CPU list (`CPUList`) whose every CPU is in this process's affinity mask: a CPU outside it
+    /// cannot be pinned to, and the run would report a pinning that never happened.
+    public static func cpus(_ option: String) -> @Sendable (String) throws -> [Int] {
+        { text in
+            guard let cpus = CPUList.value(of: text) else {
+                throw ValidationError("\(option) must be a CPU list such as 1, 0,1 or 0-3, got '\(text)'")
+            }
+            let allowed = CPUList.allowed()
+            if let outside = cpus.first(where: { !allowed.contains($0) }) {
+                throw ValidationError(
+                    "\(option): CPU \(outside) is not one this process may run on (\(CPUList.describe(allowed))), got \(text)")
+            }
+            return cpus
+        }
+    }
+
+    /// `1...65535` → `1...65535`; `1...Int.max` → `at least 1`.
+    static func describe(_ range: ClosedRange<Int>) -> String {
+        range.upperBound == Int.max ? "at least \(range.lowerBound)" : "\(range.lowerBound)...\(range.upperBound)"
     }
 }
 
@@ -119,7 +230,40 @@ public enum CPUList {
         }
         return result.isEmpty ? nil : result
     }
+
+    /// The CPUs this process may run on: the affinity mask (`taskset`), or every online CPU if the
+    /// kernel will not say.
+    public static func allowed() -> [Int] {
+        var set = cpu_set_t()
+        let cpus: [Int]? = withUnsafeMutableBytes(of: &set) { bytes in
+            guard units_sched_getaffinity(0, bytes.count, bytes.baseAddress!) == 0 else {
+                return nil
+            }
+            let words = bytes.bindMemory(to: UInt.self)
+            return (0..<words.count * UInt.bitWidth).filter { words[$0 / UInt.bitWidth] & (1 << UInt($0 % UInt.bitWidth)) != 0 }
+        }
+        if let cpus, !cpus.isEmpty { return cpus }
+        return Array(0..<max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }
+
+    /// `[0, 1, 2, 5]` → `0-2,5`.
+    public static func describe(_ cpus: [Int]) -> String {
+        let sorted = Array(Set(cpus)).sorted()
+        var parts: [String] = []
+        var index = 0
+        while index < sorted.count {
+            var end = index
+            while end + 1 < sorted.count && sorted[end + 1] == sorted[end] + 1 { end += 1 }
+            parts.append(end == index ? "\(sorted[index])" : "\(sorted[index])-\(sorted[end])")
+            index = end + 1
+        }
+        return parts.joined(separator: ",")
+    }
 }
+
+// Glibc's module hides sched_getaffinity behind _GNU_SOURCE; the symbol is always there.
+@_silgen_name("sched_getaffinity")
+private func units_sched_getaffinity(_ pid: Int32, _ size: Int, _ mask: UnsafeMutableRawPointer) -> Int32
 
 extension Character {
     fileprivate var isASCIIDigit: Bool { isASCII && isNumber }

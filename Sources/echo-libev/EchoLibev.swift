@@ -10,6 +10,8 @@ import NetPoller  // for PollThread, the package's joinable thread
 /// run each loop on its own thread until it stops, print the final stats.
 @main
 struct EchoLibev: ParsableCommand {
+    static func main() { CommandLineMain.run(Self.self) }
+
     static let maxLoops = 256
 
     static let configuration = CommandConfiguration(
@@ -21,14 +23,20 @@ struct EchoLibev: ParsableCommand {
             the loops, and a connection stays on the loop that accepted it. When listening, prints one \
             line: listening HOST:PORT stats=HOST:PORT pid=PID variant=libev. SIGINT or SIGTERM stops \
             every loop, closes its connections and prints a final-stats line.
-            """)
+            """,
+        version: BuildVersion.text)
 
     @OptionGroup var server: ServerOptions
 
-    @Option(help: "Event loops, each on its own thread with its own listening socket (SO_REUSEPORT).")
+    @OptionGroup var offloading: OffloadOption
+
+    @Option(
+        parsing: .unconditional, help: ArgumentHelp("Event loops, each on its own thread with its own listening socket, SO_REUSEPORT (default: 1).", valueName: "n"),
+        transform: OptionValue.count("--loops", in: 1...EchoLibev.maxLoops))
     var loops: Int = 1
 
     func validate() throws {
+        try offloading.validate(with: server)
         guard (1...Self.maxLoops).contains(loops) else {
             throw ValidationError("--loops must be 1...\(Self.maxLoops), got \(loops)")
         }
@@ -40,7 +48,7 @@ struct EchoLibev: ParsableCommand {
             try Listener.open(
                 host: server.host, port: server.port, backlog: server.backlog, count: loops, nonBlocking: true)
         }
-        let offload = server.offload.map { BlockingPool(threads: $0) }
+        let offload = offloading.offload.map { BlockingPool(threads: $0) }
         let eventLoops = runtime.orExit {
             try listeners.enumerated().map { index, listener in
                 try EventLoop(index: index, listener: listener, runtime: runtime, offload: offload)

@@ -15,6 +15,8 @@ import NetPoller
 /// better use: with `--io poller` it is loop 0.
 @main
 struct EchoTasks: ParsableCommand {
+    static func main() async { await CommandLineMain.run(Self.self) }
+
     static let configuration = CommandConfiguration(
         commandName: "echo-tasks",
         abstract: "Echo server: one structured-concurrency task per connection.",
@@ -28,28 +30,36 @@ struct EchoTasks: ParsableCommand {
             With --io nio the same tasks use SwiftNIO's NIOAsyncChannel; --executor eventloop (the \
             default) runs them on NIO's event loops, --executor global on Swift's cooperative pool, \
             where every message hops between the two.
-            """)
+            """,
+        version: BuildVersion.text)
 
     @OptionGroup var server: ServerOptions
+
+    @OptionGroup var offloading: OffloadOption
 
     @Option(help: "How the tasks wait for the network: 'poller' (our netpoller) or 'nio' (SwiftNIO's NIOAsyncChannel).")
     var io: IOMode = .poller
 
-    @Option(help: "Netpoller loops (threads), --io poller only. Default: the CPUs this process may run on (taskset).")
+    @Option(
+        parsing: .unconditional, help: ArgumentHelp("Netpoller loops (threads), --io poller only, 1...1024 (default: the CPUs this process may run on, taskset).", valueName: "n"),
+        transform: OptionValue.count("--loops", in: 1...1024))
     var loops: Int?
 
-    @Option(help: "Who runs the tasks, --io nio only: 'eventloop' (NIO's event loops, the default) or 'global' (Swift's cooperative pool).")
+    @Option(help: "Who runs the tasks, --io nio only: 'eventloop' (NIO's event loops) or 'global' (Swift's cooperative pool) (default: eventloop).")
     var executor: ExecutorMode?
 
-    @Option(help: "NIO event loops (threads), --io nio only. Default: the number of cores.")
+    @Option(
+        parsing: .unconditional, help: ArgumentHelp("NIO event loops (threads), --io nio only, 1...1024 (default: the number of cores).", valueName: "n"),
+        transform: OptionValue.count("--threads", in: 1...1024))
     var threads: Int?
 
     /// Go's reads: after every short read, read again to see EAGAIN before parking. By default a read
     /// shorter than the buffer counts as "drained" (Tokio's rule), one syscall less per message.
-    @Flag(help: .hidden)
+    @Flag(help: "After a short read, read again until EAGAIN before parking (Go's rule), --io poller only; by default a short read counts as drained (Tokio's rule).")
     var readUntilEagain = false
 
     func validate() throws {
+        try offloading.validate(with: server)
         switch io {
         case .poller:
             if executor != nil { throw ValidationError("--executor applies to --io nio only") }
@@ -98,7 +108,7 @@ struct EchoTasks: ParsableCommand {
         //    returns, every connection is closed, and the loops stop.
         let echoServer = PollerEchoServer(
             runtime: runtime, group: group, listeners: listeners, tallies: tallies,
-            offload: server.offload.map { BlockingPool(threads: $0) })
+            offload: offloading.offload.map { BlockingPool(threads: $0) })
         let root = Task(executorPreference: group.loops[0]) {
             await echoServer.serve()
             group.stop()

@@ -9,6 +9,8 @@ import EchoProtocol
 /// No pool, no event loop: the kernel's scheduler is the event loop, one context switch per message.
 @main
 struct EchoThreads: ParsableCommand {
+    static func main() { CommandLineMain.run(Self.self) }
+
     static let configuration = CommandConfiguration(
         commandName: "echo-threads",
         abstract: "TCP echo server (RFC 862): one pthread per connection, blocking read/write.",
@@ -16,22 +18,19 @@ struct EchoThreads: ParsableCommand {
             Prints `listening HOST:PORT stats=HOST:PORT pid=PID variant=threads`, then \
             `stack-size SIZE`, once it accepts connections. SIGINT or SIGTERM stops it: it stops \
             accepting, shuts down the open connections, prints `final-stats {json}` and exits 0.
-            """)
+            """,
+        version: BuildVersion.text)
 
     @OptionGroup var server: ServerOptions
 
     @Option(
-        help: ArgumentHelp(
-            "Stack size of each connection thread (e.g. 64K, 1M, 8M). Default: the pthread default, which follows RLIMIT_STACK (ulimit -s).",
+        parsing: .unconditional, help: ArgumentHelp(
+            "Stack size of each connection thread (e.g. 64K, 1M, 8M; K, M are powers of 1024) (default: the pthread default, which follows RLIMIT_STACK, ulimit -s).",
             valueName: "bytes"),
-        transform: ByteCount.parse)
+        transform: OptionValue.size("--stack-size"))
     var stackSize: Int?
 
     func validate() throws {
-        if server.offload != nil {
-            // A thread per connection has nothing to offload from: its blocking call blocks only itself.
-            throw ValidationError("--offload applies to echo-libev and echo-tasks")
-        }
         guard let stackSize else { return }
         let minimum = ThreadAttributes.minimumStackSize
         guard stackSize >= minimum else {

@@ -27,19 +27,22 @@ struct Sleepers: AsyncParsableCommand {
     @Option(help: "What to start: tasks (Swift tasks in a task group) or threads (pthreads).")
     var units: Units = .tasks
 
-    @Option(name: .short, help: ArgumentHelp("How many units to start, 1...1000000.", valueName: "n"))
+    @Option(
+        name: .short, parsing: .unconditional, help: ArgumentHelp("How many units to start, 1...1000000; 100k = 100000 (default: 100000).", valueName: "n"),
+        transform: OptionValue.count("-n", in: 1...1_000_000))
     var n: Int = 100_000
 
     @Option(
-        help: ArgumentHelp("How long each unit sleeps (e.g. 100ms, 2s), at most 600s. (default: 100ms)", valueName: "duration"),
-        transform: DurationText.parseWithUnit)
+        parsing: .unconditional, help: ArgumentHelp("How long each unit sleeps (e.g. 100ms, 2s), at most 600s (default: 100ms).", valueName: "duration"),
+        transform: OptionValue.duration("--sleep"))
     var sleep: Duration = .milliseconds(100)
 
     @Option(
-        help: """
+        parsing: .unconditional, help: """
             Threads only: stop creating threads while fewer than this many PIDs would stay free \
-            system-wide (pid_max is shared with every other process). 0: create until pthread_create fails.
-            """)
+            system-wide (pid_max is shared with every other process). 0: create until pthread_create fails \
+            (default: 2000).
+            """, transform: OptionValue.count("--keep-free-pids", in: 0...Int.max))
     var keepFreePids: Int = 2000
 
     @Flag(help: "Print one JSON object instead of lines.")

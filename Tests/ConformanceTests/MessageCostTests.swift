@@ -86,7 +86,7 @@ struct MessageCostTests {
     }
 
     @Test(arguments: [
-        ("echo-threads", ["--block", "1ms", "--offload", "2"]), ("echo-libev", ["--offload", "2"]),
+        ("echo-threads", ["--offload", "2"]), ("echo-libev", ["--offload", "2"]),
         ("echo-tasks", ["--block-every", "3"]), ("echo-libev", ["--work", "0"]), ("echo-threads", ["--block", "20s"]),
         ("echo-tasks", ["--work", "5"]), ("echo-tasks", ["--io", "nio", "--work", "1ms"]),
         ("echo-libev", ["--block", "1ms", "--offload", "0"]),

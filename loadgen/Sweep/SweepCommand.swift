@@ -34,8 +34,8 @@ struct Sweep: ParsableCommand {
             """)
 
     @Option(
-        help: ArgumentHelp(
-            "This package's servers to sweep (echo-NAME beside loadgen), comma-separated; '' for none.",
+        parsing: .unconditional, help: ArgumentHelp(
+            "This package's servers to sweep (echo-NAME beside loadgen), comma-separated; '' for none (default threads,libev,tasks).",
             valueName: "names"))
     var servers: String = "threads,libev,tasks"
 
@@ -53,8 +53,8 @@ struct Sweep: ParsableCommand {
             valueName: "name=options"))
     var scenarios: [String] = []
 
-    @Option(help: ArgumentHelp("Lives in flight in each step's churn phase (connect, one echo, close) after the loaded one. (default: 64)", valueName: "k"),
-            transform: { try TextValues.positiveCount($0, name: "--churn-concurrency") })
+    @Option(parsing: .unconditional, help: ArgumentHelp("Lives in flight in each step's churn phase (connect, one echo, close) after the loaded one (default 64).", valueName: "k"),
+            transform: OptionValue.count("--churn-concurrency", in: 1...16384))
     var churnConcurrency: Int = 64
 
     @Flag(help: "No churn phase.")
@@ -63,88 +63,85 @@ struct Sweep: ParsableCommand {
     @Flag(help: "Also run a latency curve (as loadgen curve --rates auto) after the loaded phase at --curve-at connections.")
     var curve = false
 
-    @Option(help: ArgumentHelp("The connection count whose step runs the curve (default: the largest count up to 1000, else the smallest).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("The connection count whose step runs the curve (default: the largest count up to 1000, else the smallest).", valueName: "n"),
+            transform: OptionValue.count("--curve-at"))
     var curveAt: Int?
 
-    @Option(help: ArgumentHelp("The curve's latency bound (default 10ms).", valueName: "duration"), transform: TextValues.duration)
+    @Option(parsing: .unconditional, help: ArgumentHelp("The curve's latency bound (default 10ms).", valueName: "duration"),
+            transform: OptionValue.positiveDuration("--p99-limit"))
     var p99Limit: Duration = .milliseconds(10)
 
     @Option(
-        help: ArgumentHelp("Connection counts, comma-separated. (default: 100,1000,5000,10000,19000)", valueName: "list"),
+        parsing: .unconditional, help: ArgumentHelp("Connection counts, comma-separated; 10k = 10000 (default 100,1000,5000,10000,19000).", valueName: "list"),
         transform: Sweep.counts)
     var connections: [Int] = [100, 1000, 5000, 10000, 19000]
 
     @Option(
-        help: ArgumentHelp("Connections that send in the loaded phase; the rest of the N stay idle. (default: 100)", valueName: "n"),
-        transform: { try TextValues.positiveCount($0, name: "--active") })
+        parsing: .unconditional, help: ArgumentHelp("Connections that send in the loaded phase; the rest of the N stay idle (default 100).", valueName: "n"),
+        transform: OptionValue.count("--active"))
     var active: Int = 100
 
-    @Option(help: ArgumentHelp("Message size (64, 1K, ...). (default: 64)", valueName: "bytes"), transform: ByteCount.parse)
+    @Option(parsing: .unconditional, help: ArgumentHelp("Message size (64, 1K, ...; K = 1024) (default 64).", valueName: "bytes"),
+            transform: OptionValue.size("--size", maximum: ByteCount.maxBufferSize))
     var size: Int = 64
 
     @Option(
-        help: ArgumentHelp("Messages in flight per active connection (closed loop). (default: 1)", valueName: "n"),
-        transform: { try TextValues.positiveCount($0, name: "--depth") })
+        parsing: .unconditional, help: ArgumentHelp("Messages in flight per active connection, closed loop (default 1).", valueName: "n"),
+        transform: OptionValue.count("--depth", in: 1...LoadRun.maxDepth))
     var depth: Int = 1
 
-    @Option(help: ArgumentHelp("Measured time of each loaded phase. (default: 5s)", valueName: "duration"), transform: TextValues.duration)
+    @Option(parsing: .unconditional, help: ArgumentHelp("Measured time of each loaded phase (default 5s).", valueName: "duration"),
+            transform: OptionValue.positiveDuration("--duration"))
     var duration: Duration = .seconds(5)
 
-    @Option(help: ArgumentHelp("Unmeasured load before each measured phase. (default: 1s)", valueName: "duration"), transform: TextValues.duration)
+    @Option(parsing: .unconditional, help: ArgumentHelp("Unmeasured load before each measured phase (default 1s).", valueName: "duration"),
+            transform: OptionValue.duration("--warmup"))
     var warmup: Duration = .seconds(1)
 
     @Option(
-        help: ArgumentHelp("How long the idle connections are held before the server's memory is read. (default: 1s)", valueName: "duration"),
-        transform: TextValues.duration)
+        parsing: .unconditional, help: ArgumentHelp("How long the idle connections are held before the server's memory is read (default 1s).", valueName: "duration"),
+        transform: OptionValue.duration("--hold"))
     var hold: Duration = .seconds(1)
 
     @Option(
-        help: ArgumentHelp("Client event loops in the loaded phase. (default: 1)", valueName: "n"),
-        transform: { try TextValues.positiveCount($0, name: "--threads") })
+        parsing: .unconditional, help: ArgumentHelp("Client event loops in the loaded phase (default 1).", valueName: "n"),
+        transform: OptionValue.count("--threads", in: 1...256))
     var threads: Int = 1
 
-    @Option(help: ArgumentHelp("Pin the servers to these CPUs (0, 0-1, 0,2). (default: the first half)", valueName: "list"))
-    var serverCpus: String?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Pin the servers to these CPUs (0, 0-1, 0,2; only CPUs this process may run on) (default: the first half).", valueName: "list"),
+            transform: OptionValue.cpus("--server-cpus"))
+    var serverCpus: [Int]?
 
-    @Option(help: ArgumentHelp("Pin the client to these CPUs. (default: the rest)", valueName: "list"))
-    var clientCpus: String?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Pin the client to these CPUs (default: the rest).", valueName: "list"),
+            transform: OptionValue.cpus("--client-cpus"))
+    var clientCpus: [Int]?
 
     @Flag(help: "Pin nothing.")
     var noPin = false
 
-    @Option(help: ArgumentHelp("Folder for results.csv, results.json, the SVG charts and index.html.", valueName: "dir"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Folder for results.csv, results.json, the SVG charts and index.html (default results).", valueName: "dir"))
     var out: String = "results"
 
     @Flag(help: "No live line on stderr (it is shown only on a terminal anyway).")
     var noProgress = false
 
     static func counts(_ text: String) throws -> [Int] {
-        let counts = try text.split(separator: ",").map { try TextValues.positiveCount(String($0), name: "--connections") }
+        let counts = try text.split(separator: ",").map { try OptionValue.count("--connections", in: 1...10_000_000)(String($0)) }
         guard !counts.isEmpty else { throw ValidationError("--connections needs at least one count, e.g. 100,1000") }
         return Array(Set(counts)).sorted()
     }
 
     func validate() throws {
         _ = try sweptServers(in: URL(fileURLWithPath: "/"))
-        if let serverCpus, CPUSet(parsing: serverCpus) == nil {
-            throw ValidationError("--server-cpus must be a CPU list such as 0 or 0-1, got '\(serverCpus)'")
-        }
-        if let clientCpus, CPUSet(parsing: clientCpus) == nil {
-            throw ValidationError("--client-cpus must be a CPU list such as 1 or 2-3, got '\(clientCpus)'")
-        }
         if let curveAt {
             guard curve else { throw ValidationError("--curve-at needs --curve") }
             guard connections.contains(curveAt) else {
                 throw ValidationError("--curve-at must be one of --connections (\(connections.map(String.init).joined(separator: ","))), got \(curveAt)")
             }
         }
-        guard p99Limit > .zero else { throw ValidationError("--p99-limit must be above 0") }
         if noPin && (serverCpus != nil || clientCpus != nil) {
             throw ValidationError("--no-pin cannot be combined with --server-cpus or --client-cpus")
         }
-        guard (1...ByteCount.maxBufferSize).contains(size) else { throw ValidationError("--size must be 1 B...64 MiB") }
-        guard duration > .zero else { throw ValidationError("--duration must be above 0") }
-        guard threads <= 256 else { throw ValidationError("--threads must be 1...256, got \(threads)") }
         // Counts beyond this machine's limits become failed steps (see SweepRunner.limitProblem), so a
         // default sweep still runs where the open-files limit is low; refuse only a sweep with nothing to run.
         let smallest = connections.min() ?? 0
@@ -202,8 +199,8 @@ struct Sweep: ParsableCommand {
     func pinning() -> SweepPinning {
         if noPin { return SweepPinning(server: nil, client: nil) }
         var pinning = SweepPinning.split(CPUSet.available())
-        if let serverCpus { pinning.server = CPUSet(parsing: serverCpus) }
-        if let clientCpus { pinning.client = CPUSet(parsing: clientCpus) }
+        if let serverCpus { pinning.server = CPUSet(serverCpus) }
+        if let clientCpus { pinning.client = CPUSet(clientCpus) }
         return pinning
     }
 

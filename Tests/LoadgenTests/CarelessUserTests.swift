@@ -1,0 +1,76 @@
+import EchoProtocol
+import Foundation
+import Testing
+
+@testable import loadgen
+
+/// Commands as a careless user types them, each with the one line it must answer and its exit status
+/// (64: bad usage, before anything runs). The first line of stderr is the whole story.
+@Suite(.serialized)
+struct CarelessUserTests {
+    struct Case: CustomTestStringConvertible, Sendable {
+        var tool: String
+        var arguments: [String]
+        var firstLine: String
+        var status: Int32 = 64
+
+        var testDescription: String { ([tool] + arguments).joined(separator: " ") }
+    }
+
+    /// A CPU this process may not run on: the affinity mask's highest plus one.
+    static let outsideCPU = (CPUList.allowed().max() ?? 0) + 1
+    static let allowedCPUs = CPUList.describe(CPUList.allowed())
+    static let unitHint = "write a number with ns, us, ms, s, m or h (e.g. 100ms, 10s)"
+
+    static let cases: [Case] = [
+        // A value that is given, but negative, names itself instead of "Missing value".
+        Case(tool: "loadgen", arguments: ["run", "--rate", "-1"], firstLine: "Error: --rate must be a number above 0, got -1"),
+        Case(tool: "loadgen", arguments: ["run", "-c", "-5"], firstLine: "Error: --connections must be 1...10000000, got -5"),
+        Case(tool: "loadgen", arguments: ["run", "--duration", "-1s"], firstLine: "Error: --duration must not be negative, got -1s"),
+        Case(tool: "echo-libev", arguments: ["--port", "-1"], firstLine: "Error: --port must be 0...65535, got -1"),
+        Case(tool: "echo-tasks", arguments: ["--work", "-1us"], firstLine: "Error: --work must not be negative, got -1us"),
+        // Every duration needs its unit, in every executable.
+        Case(tool: "loadgen", arguments: ["run", "--duration", "5"], firstLine: "Error: --duration needs a unit: \(unitHint), got '5'"),
+        Case(tool: "loadgen", arguments: ["idle", "--hold", "2"], firstLine: "Error: --hold needs a unit: \(unitHint), got '2'"),
+        Case(tool: "loadgen", arguments: ["curve", "--p99-limit", "10"], firstLine: "Error: --p99-limit needs a unit: \(unitHint), got '10'"),
+        Case(tool: "echo-threads", arguments: ["--block", "5"], firstLine: "Error: --block needs a unit: \(unitHint), got '5'"),
+        Case(tool: "handoff", arguments: ["sleepers", "--sleep", "5"], firstLine: "Error: --sleep needs a unit: \(unitHint), got '5'"),
+        // CPUs outside the affinity mask cannot be pinned to.
+        Case(tool: "loadgen", arguments: ["run", "--cpus", "\(outsideCPU)"],
+             firstLine: "Error: --cpus: CPU \(outsideCPU) is not one this process may run on (\(allowedCPUs)), got \(outsideCPU)"),
+        Case(tool: "loadgen", arguments: ["sweep", "--server-cpus", "\(outsideCPU)"],
+             firstLine: "Error: --server-cpus: CPU \(outsideCPU) is not one this process may run on (\(allowedCPUs)), got \(outsideCPU)"),
+        // Options a command would ignore are not offered.
+        Case(tool: "loadgen", arguments: ["churn", "-c", "3"], firstLine: "Error: Unknown option '-c'"),
+        Case(tool: "loadgen", arguments: ["churn", "--connect-rate", "10"], firstLine: "Error: Unknown option '--connect-rate'"),
+        Case(tool: "loadgen", arguments: ["churn", "--threads", "2"], firstLine: "Error: Unknown option '--threads'"),
+        Case(tool: "echo-threads", arguments: ["--offload", "2"], firstLine: "Error: Unknown option '--offload'"),
+        // Sizes and counts take the same suffixes everywhere.
+        Case(tool: "loadgen", arguments: ["run", "--size", "65M"], firstLine: "Error: --size must be 1 B...64 MiB, got 65M"),
+        Case(tool: "loadgen", arguments: ["run", "-c", "1.5"], firstLine: "Error: --connections must be a whole number, got 1.5"),
+    ]
+
+    @Test(arguments: cases)
+    func answersInOneLine(_ test: Case) throws {
+        let outcome = try CommandLineTests.tool(test.tool, test.arguments)
+        #expect(outcome.status == test.status, "\(outcome.stderr)")
+        #expect(outcome.stderr.split(separator: "\n").first.map(String.init) == test.firstLine, "\(outcome.stderr)")
+    }
+
+    @Test func countsAreDecimalAndSizesBinaryEverywhere() throws {
+        let run = try #require(try Loadgen.parseAsRoot(["run", "--rate", "10k", "--size", "1K", "-c", "2k"]) as? Loadgen.Run)
+        #expect(run.rate == 10_000 && run.size == 1024 && run.connection.connections == 2000)
+        let curve = try #require(try Loadgen.parseAsRoot(["curve", "--rates", "10k,1.5M", "--size", "64KB"]) as? Loadgen.Curve)
+        #expect(try curve.parsedRates() == [10_000, 1_500_000] && curve.size == 65_536)
+        #expect(try ServerOptions.parse(["--max-connections", "10k", "--buffer-size", "64KiB"]).maxConnections == 10_000)
+    }
+
+    @Test(arguments: ["loadgen", "echo-threads", "echo-libev", "echo-tasks", "handoff"])
+    func everyExecutableSaysItsVersionAndCommit(_ tool: String) throws {
+        let outcome = try CommandLineTests.tool(tool, ["--version"])
+        #expect(outcome.status == 0)
+        #expect(outcome.stdout.hasPrefix(BuildVersion.package), "\(outcome.stdout)")
+        // The tests run in a checkout: the commit must be found, as provenance finds it.
+        #expect(outcome.stdout.contains("(git "), "\(outcome.stdout)")
+    }
+}
