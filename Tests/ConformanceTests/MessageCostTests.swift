@@ -98,6 +98,7 @@ struct MessageCostTests {
             throw ConformanceFailure("\(executable) \(options) is still running")
         }
         #expect(status == 64, "exit status \(status) for \(executable) \(options)")
+        _ = server.stderr.waitForEnd(timeout: 5)  // the process can exit before its last line is read
         let named = options.first { $0.hasPrefix("--") && $0 != "--io" } ?? ""
         #expect(server.stderr.lines.contains { $0.contains(named) }, "\(server.stderr.lines)")
     }
