@@ -41,38 +41,38 @@ extension Loadgen {
             help: ArgumentHelp("A server already running: [NAME=]HOST:PORT. Repeatable. Not restarted between runs.", valueName: "name=host:port"))
         var targets: [String] = []
 
-        @Option(help: ArgumentHelp("Rounds; each runs every contender once. (default: 4)", valueName: "n"),
-                transform: { try TextValues.positiveCount($0, name: "--rounds") })
+        @Option(parsing: .unconditional, help: ArgumentHelp("Rounds; each runs every contender once. (default: 4)", valueName: "n"),
+                transform: OptionValue.count("--rounds"))
         var rounds: Int = 4
 
-        @Option(name: [.customShort("c"), .long], help: ArgumentHelp("Connections that send. (default: 50)", valueName: "n"),
-                transform: { try TextValues.positiveCount($0, name: "--connections") })
+        @Option(name: [.customShort("c"), .long], parsing: .unconditional, help: ArgumentHelp("Connections that send. (default: 50)", valueName: "n"),
+                transform: OptionValue.count("--connections"))
         var connections: Int = 50
 
-        @Option(help: ArgumentHelp("Idle connections opened first and held beside the sending ones (e.g. -c 100 --idle 14900 for 15,000 open). (default: 0)", valueName: "n"),
-                transform: { try TextValues.positiveCount($0, name: "--idle") })
+        @Option(parsing: .unconditional, help: ArgumentHelp("Idle connections opened first and held beside the sending ones (e.g. -c 100 --idle 14900 for 15,000 open). (default: 0)", valueName: "n"),
+                transform: OptionValue.count("--idle"))
         var idle: Int?
 
-        @Option(help: ArgumentHelp("Bytes per message. (default: 64)", valueName: "bytes"), transform: ByteCount.parse)
+        @Option(parsing: .unconditional, help: ArgumentHelp("Bytes per message. (default: 64)", valueName: "bytes"), transform: OptionValue.size("--size", maximum: ByteCount.maxBufferSize))
         var size: Int = 64
 
-        @Option(help: ArgumentHelp("Messages in flight per connection (closed loop; default 1); with --rate the most one may hold.", valueName: "n"),
-                transform: { try TextValues.positiveCount($0, name: "--depth") })
+        @Option(parsing: .unconditional, help: ArgumentHelp("Messages in flight per connection (closed loop; default 1); with --rate the most one may hold.", valueName: "n"),
+                transform: OptionValue.count("--depth"))
         var depth: Int?
 
-        @Option(help: ArgumentHelp("Total messages per second: an open loop instead of a closed one.", valueName: "msgs/s"),
-                transform: { try TextValues.positiveRate($0, name: "--rate") })
+        @Option(parsing: .unconditional, help: ArgumentHelp("Total messages per second: an open loop instead of a closed one.", valueName: "msgs/s"),
+                transform: OptionValue.rate("--rate"))
         var rate: Double?
 
-        @Option(help: ArgumentHelp("Measured time of each run. (default: 5s)", valueName: "duration"), transform: TextValues.duration)
+        @Option(parsing: .unconditional, help: ArgumentHelp("Measured time of each run. (default: 5s)", valueName: "duration"), transform: OptionValue.positiveDuration("--duration"))
         var duration: Duration = .seconds(5)
 
-        @Option(help: ArgumentHelp("Unmeasured load before each run's measured phase. (default: 1s)", valueName: "duration"),
-                transform: TextValues.duration)
+        @Option(parsing: .unconditional, help: ArgumentHelp("Unmeasured load before each run's measured phase. (default: 1s)", valueName: "duration"),
+                transform: OptionValue.duration("--warmup"))
         var warmup: Duration = .seconds(1)
 
-        @Option(help: ArgumentHelp("Client event loops. (default: 1)", valueName: "n"),
-                transform: { try TextValues.positiveCount($0, name: "--threads") })
+        @Option(parsing: .unconditional, help: ArgumentHelp("Client event loops. (default: 1)", valueName: "n"),
+                transform: OptionValue.count("--threads"))
         var threads: Int = 1
 
         @OptionGroup(title: "Open loop") var spinning: SpinOption
@@ -98,8 +98,8 @@ extension Loadgen {
             guard Set(all.map(\.name)).count == all.count else {
                 throw ValidationError("contender names must differ; got \(all.map(\.name).joined(separator: ", "))")
             }
-            if let serverCpus, CPUSet(parsing: serverCpus) == nil { throw ValidationError("--server-cpus must be a CPU list such as 0, got '\(serverCpus)'") }
-            if let clientCpus, CPUSet(parsing: clientCpus) == nil { throw ValidationError("--client-cpus must be a CPU list such as 1, got '\(clientCpus)'") }
+            if let serverCpus { _ = try OptionValue.cpus("--server-cpus")(serverCpus) }
+            if let clientCpus { _ = try OptionValue.cpus("--client-cpus")(clientCpus) }
             if noPin && (serverCpus != nil || clientCpus != nil) {
                 throw ValidationError("--no-pin cannot be combined with --server-cpus or --client-cpus")
             }
