@@ -38,7 +38,8 @@ demo: release
 peers:
 	bench/peers/build.sh .build-peers
 
-# One pinned sweep of the three servers and every peer that built, into results-compare/ (~6 minutes).
+# A pinned sweep of the three servers and every peer that built, 3 rounds alternating (medians with
+# ranges), into results-compare/ (~20 minutes).
 compare: release peers
 	bench/compare.sh results-compare
 	@echo "charts: results-compare/index.html"

@@ -35,11 +35,16 @@ struct SVGChart: Sendable {
         /// x values where this series has no point because the step failed; drawn as a cross on the
         /// x axis, with the reason as a tooltip, so a missing point is never silently missing.
         var failures: [(x: Double, reason: String)] = []
+        /// Repeated measurements (`sweep --rounds`): the range of the rounds at x, drawn as an error bar
+        /// through the point (the median).
+        var ranges: [(x: Double, low: Double, high: Double)] = []
 
-        init(name: String, points: [(Double, Double)], failures: [(x: Double, reason: String)] = []) {
+        init(name: String, points: [(Double, Double)], failures: [(x: Double, reason: String)] = [],
+             ranges: [(x: Double, low: Double, high: Double)] = []) {
             self.name = name
             self.points = points.map { Point(x: $0.0, y: $0.1) }
             self.failures = failures
+            self.ranges = ranges
         }
     }
 
@@ -127,6 +132,12 @@ struct SVGChart: Sendable {
                     ##"<circle cx="\##(n(place.x(point.x)))" cy="\##(n(place.y(point.y)))" r="3.6">"##
                         + "<title>\(series.name.xmlEscaped): \(Self.label(point.x)) → \(Self.exact(point.y))</title></circle>")
             }
+            for range in series.ranges where place.canShow(Point(x: range.x, y: range.low)) && range.high > range.low {
+                let px = place.x(range.x), low = place.y(range.low), high = place.y(range.high)
+                svg.append(
+                    ##"<path class="range" d="M\##(n(px)),\##(n(low)) V\##(n(high)) M\##(n(px - 4)),\##(n(low)) H\##(n(px + 4)) M\##(n(px - 4)),\##(n(high)) H\##(n(px + 4))" stroke-width="1.4" fill="none">"##
+                        + "<title>\(series.name.xmlEscaped): \(Self.label(range.x)) → \(Self.exact(range.low))–\(Self.exact(range.high)) over the rounds</title></path>")
+            }
             for failure in series.failures where xRange.contains(failure.x) {
                 let px = place.x(failure.x), py = bottom - 9 - 7 * Double(index)
                 svg.append(
@@ -168,7 +179,7 @@ struct SVGChart: Sendable {
     }
 
     private var allX: [Double] { series.flatMap { $0.points.map(\.x) + $0.failures.map(\.x) } }
-    private var allY: [Double] { series.flatMap { $0.points.map(\.y) } }
+    private var allY: [Double] { series.flatMap { $0.points.map(\.y) + $0.ranges.flatMap { [$0.low, $0.high] } } }
 
     // MARK: Scales and ticks
 

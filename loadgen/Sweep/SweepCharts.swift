@@ -158,13 +158,21 @@ enum SweepCharts {
             let steps = results.steps.filter { $0.server == name }
             var points: [(Double, Double)] = []
             var failures: [(x: Double, reason: String)] = []
+            var ranges: [(x: Double, low: Double, high: Double)] = []
             for step in steps {
                 // A figure from a phase that completed is drawn even if a later phase failed;
                 // the failure is drawn too, as a cross on the x axis.
-                if let value = definition.value(step) { points.append((Double(step.connections), value)) }
+                if step.round == nil, let value = definition.value(step) { points.append((Double(step.connections), value)) }
                 if step.status != .ok { failures.append((Double(step.connections), step.reason ?? step.status.rawValue)) }
             }
-            return SVGChart.Series(name: name, points: points, failures: failures)
+            // Rounds: the median at each count, the rounds' range as an error bar.
+            for count in Set(steps.filter { $0.round != nil }.map(\.connections)).sorted() {
+                guard let spread = Spread(steps.filter { $0.round != nil && $0.connections == count }.compactMap(definition.value))
+                else { continue }
+                points.append((Double(count), spread.median))
+                ranges.append((Double(count), spread.minimum, spread.maximum))
+            }
+            return SVGChart.Series(name: name, points: points, failures: failures, ranges: ranges)
         }
         chart.footer = footer(results)
         return chart
@@ -177,7 +185,8 @@ enum SweepCharts {
             "\(results.machine.summary) · \(settings.pinning.summary)",
             "idle: N connections, one echo each · loaded: up to \(settings.active) of the N sending \(settings.messageSize) B, "
                 + "depth \(settings.depth), \(TextFormat.trimmed(settings.durationSeconds)) s measured after "
-                + "\(TextFormat.trimmed(settings.warmupSeconds)) s warm-up",
+                + "\(TextFormat.trimmed(settings.warmupSeconds)) s warm-up"
+                + (settings.rounds.map { " · \($0) rounds, servers alternating: the median, bars the range" } ?? ""),
         ]
         let command = settings.commandLine
         lines.append(command.count > 140 ? String(command.prefix(137)) + "…" : command)

@@ -125,6 +125,12 @@ struct Sweep: ParsableCommand {
     @Flag(help: "No live line on stderr (it is shown only on a terminal anyway).")
     var noProgress = false
 
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp("Run every step this many times, the servers interleaved (A B, B A, …) at each count; report each figure's median with its min–max (table, summary.csv, results.json's summary, error bars in the charts). (default: 1)", valueName: "n"),
+        transform: OptionValue.count("--rounds", in: 1...100))
+    var rounds: Int = 1
+
     static func counts(_ text: String) throws -> [Int] {
         let counts = try text.split(separator: ",").map { try OptionValue.count("--connections", in: 1...10_000_000)(String($0)) }
         guard !counts.isEmpty else { throw ValidationError("--connections needs at least one count, e.g. 100,1000") }
@@ -212,7 +218,8 @@ struct Sweep: ParsableCommand {
             pinning: pinning(), output: URL(fileURLWithPath: out),
             commandLine: (["loadgen"] + CommandLine.arguments.dropFirst()).map(Self.shellQuoted).joined(separator: " "),
             scenarios: try parsedScenarios(), curveAt: curveConnections,
-            p99LimitMicroseconds: Double(p99Limit.nanoseconds) / 1000, churnConcurrency: noChurn ? nil : churnConcurrency)
+            p99LimitMicroseconds: Double(p99Limit.nanoseconds) / 1000, churnConcurrency: noChurn ? nil : churnConcurrency,
+            rounds: rounds)
         let stop = StopRequest()
         Lifecycle.onStopSignal {
             // Stop between steps and phases; end the server now so nothing waits on it.

@@ -17,6 +17,7 @@ enum SweepReport {
             (jsonFile, try results.json()),
             (csvFile, Data(results.csv().utf8)),
         ]
+        if let summary = results.summaryCSV() { files.append((SweepResults.summaryCSVFile, Data(summary.utf8))) }
         let charts = SweepCharts.render(results)
         files += charts.map { ($0.file, Data($0.svg.utf8)) }
         files += percentileFiles(results)
@@ -33,7 +34,8 @@ enum SweepReport {
         results.steps.compactMap { step in
             guard let histogram = step.completedLoaded?.run?.latencyHistogram else { return nil }
             let name = step.server.replacingOccurrences(of: "/", with: "-")
-            return ("\(name)-\(step.connections).hgrm", Data(PercentileFile.text(histogram).utf8))
+            let round = step.round.map { "-round\($0)" } ?? ""
+            return ("\(name)-\(step.connections)\(round).hgrm", Data(PercentileFile.text(histogram).utf8))
         }
     }
 
@@ -44,6 +46,7 @@ enum SweepReport {
         ("server", { $0.server }),
         ("conns", { String($0.connections) }),
         ("status", { $0.status.rawValue }),
+        ("round", { $0.round.map { String($0) } ?? "" }),
         ("RSS MiB", { $0.idle.map { TextFormat.fixed(Double($0.rssKiB) / 1024, 1) } ?? "-" }),
         ("KiB/conn", { $0.idle.map { TextFormat.fixed($0.rssPerConnectionKiB, 2) } ?? "-" }),
         ("slope KiB/conn", { $0.idle?.rssSlopeKiBPerConnection.map { TextFormat.fixed($0, 2) } ?? "-" }),
@@ -69,8 +72,14 @@ enum SweepReport {
         }),
     ]
 
+    /// The columns, the round column only in a sweep of rounds.
+    static func visibleColumns(_ results: SweepResults) -> [(heading: String, cell: @Sendable (SweepStep) -> String)] {
+        results.settings.rounds == nil ? columns.filter { $0.heading != "round" } : columns
+    }
+
     /// A plain-text table a person reads, then one line per failed step with its reason.
     static func table(_ results: SweepResults) -> String {
+        let columns = visibleColumns(results)
         let rows = results.steps.map { step in columns.map { $0.cell(step) } }
         let headings = columns.map(\.heading)
         let widths = headings.indices.map { column in
@@ -86,6 +95,7 @@ enum SweepReport {
         for step in results.steps where step.status != .ok {
             lines.append("\(step.server) at \(step.connections): \(step.status.rawValue): \(step.reason ?? "no reason given")")
         }
+        if let summary = results.summaryTable() { lines += ["", summary] }
         if !results.complete { lines.append("sweep incomplete: \(results.stopReason ?? "interrupted")") }
         return lines.joined(separator: "\n")
     }
@@ -127,6 +137,7 @@ enum SweepReport {
         }
         page.append("<h2>Results</h2>")
         page.append("<table>")
+        let columns = visibleColumns(results)
         page.append("<tr>" + columns.map { "<th>\($0.heading.xmlEscaped)</th>" }.joined() + "</tr>")
         for step in results.steps {
             let cells = columns.map { "<td>\($0.cell(step).xmlEscaped)</td>" }.joined()
@@ -145,7 +156,9 @@ enum SweepReport {
             page.append("</ul>")
         }
         page.append(
-            #"<p>Data: <a href="\#(csvFile)">\#(csvFile)</a>, <a href="\#(jsonFile)">\#(jsonFile)</a></p>"#)
+            #"<p>Data: <a href="\#(csvFile)">\#(csvFile)</a>, <a href="\#(jsonFile)">\#(jsonFile)</a>"#
+                + (results.summary == nil ? "" : #", <a href="\#(SweepResults.summaryCSVFile)">\#(SweepResults.summaryCSVFile)</a> (median, min and max over the rounds)"#)
+                + "</p>")
         page.append("</body></html>")
         return page.joined(separator: "\n") + "\n"
     }

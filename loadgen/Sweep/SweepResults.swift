@@ -22,6 +22,8 @@ struct SweepStep: Codable, Sendable, Equatable {
     }
 
     var server: String
+    /// `--rounds`: which round this step belongs to (1-based); nil in a sweep of one round.
+    var round: Int? = nil
     /// The `--scenario` this step ran under, if any (then `server` is `SERVER/SCENARIO`).
     var scenario: String? = nil
     var connections: Int
@@ -136,6 +138,8 @@ struct SweepSettings: Codable, Sendable, Equatable {
     var commandLine: String
     /// `--scenario`s, in order; nil or empty without.
     var scenarios: [SweepScenario]? = nil
+    /// `--rounds`: how often each step runs; nil for once.
+    var rounds: Int? = nil
 }
 
 /// Everything a sweep produced; written as results.json and results.csv after every step, so an
@@ -150,6 +154,9 @@ struct SweepResults: Codable, Sendable, Equatable {
     /// False until the sweep ran every step; an interrupted sweep says why in `stopReason`.
     var complete = false
     var stopReason: String?
+    /// `--rounds`: per server and connection count, every figure's median over the rounds with its
+    /// range (`SweepRounds`); nil in a sweep of one round.
+    var summary: [SweepSummaryRow]? = nil
 
     /// Server names in sweep order: the order of the series (and so of the colours) in every chart.
     var serverNames: [String] { settings.servers.map(\.name) }
@@ -197,6 +204,7 @@ struct SweepResults: Codable, Sendable, Equatable {
         "client_ctx_switches_per_msg", "fairness_jain", "errors",
         "rss_slope_kib_per_connection", "kernel_per_connection_kib_machine_wide", "scenario", "p999_us",
         "churn_lives_per_second", "churn_server_cpu_us_per_connection", "churn_client_cpu_us_per_connection",
+        "round",
     ]
 
     /// One header line, then one line per step; empty fields where a phase has no figure.
@@ -224,6 +232,7 @@ struct SweepResults: Codable, Sendable, Equatable {
                 step.churn.map { TextFormat.trimmed($0.livesPerSecond) },
                 step.churn?.serverCPUMicrosecondsPerConnection.map(TextFormat.trimmed),
                 step.churn.map { TextFormat.trimmed($0.clientCPUMicrosecondsPerConnection) },
+                step.round.map { String($0) },
             ]
             lines.append(fields.map { TextFormat.csvField($0 ?? "") }.joined(separator: ","))
         }

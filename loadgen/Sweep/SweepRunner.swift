@@ -27,6 +27,8 @@ struct SweepPlan: Sendable {
     var p99LimitMicroseconds = 10_000.0
     /// Lives in flight in each step's churn phase; nil for none (`--no-churn`).
     var churnConcurrency: Int? = 64
+    /// `--rounds`: each step this many times, the servers interleaved (A B, B A, …) at each count.
+    var rounds = 1
 }
 
 /// Runs a sweep: for each server, for each connection count, a fresh server, an idle phase and a
@@ -50,7 +52,8 @@ final class SweepRunner {
                 servers: plan.servers.map { .init(name: $0.name, command: $0.commandLine) },
                 connections: plan.connections, active: plan.active, messageSize: plan.messageSize, depth: plan.depth,
                 durationSeconds: plan.duration.seconds, warmupSeconds: plan.warmup.seconds, pinning: plan.pinning,
-                commandLine: plan.commandLine, scenarios: plan.scenarios.isEmpty ? nil : plan.scenarios))
+                commandLine: plan.commandLine, scenarios: plan.scenarios.isEmpty ? nil : plan.scenarios,
+                rounds: plan.rounds > 1 ? plan.rounds : nil))
     }
 
     /// Runs every step (or until stopped) and returns the results, which are also in `plan.output`.
@@ -61,24 +64,39 @@ final class SweepRunner {
         let allowedBefore = CPUSet.available()
         if let client = plan.pinning.client { _ = client.pin(thread: 0) }
         defer { _ = allowedBefore.pin(thread: 0) }
-        let total = plan.servers.count * plan.connections.count
+        let total = plan.servers.count * plan.connections.count * max(1, plan.rounds)
         try SweepReport.write(results, to: plan.output)
-        sweep: for server in plan.servers {
-            for count in plan.connections {
-                if stop.isRequested { break sweep }
-                progress.step = "[\(results.steps.count + 1)/\(total)] \(server.name) · \(count) connections"
-                let step = runStep(server, connections: count)
-                results.steps.append(step)
-                results.updateSlopes()
-                progress.finished(step)
-                try SweepReport.write(results, to: plan.output)
-            }
+        for (server, count, round) in order {
+            if stop.isRequested { break }
+            let roundNote = round.map { " · round \($0)/\(plan.rounds)" } ?? ""
+            progress.step = "[\(results.steps.count + 1)/\(total)] \(server.name) · \(count) connections\(roundNote)"
+            var step = runStep(server, connections: count)
+            step.round = round
+            results.steps.append(step)
+            results.updateSlopes()
+            if plan.rounds > 1 { results.summary = SweepRounds.summarize(results) }
+            progress.finished(step)
+            try SweepReport.write(results, to: plan.output)
         }
         results.complete = !stop.isRequested && results.steps.count == total
         if !results.complete { results.stopReason = "interrupted (Ctrl-C) after \(results.steps.count) of \(total) steps" }
         progress.clear()
         try SweepReport.write(results, to: plan.output)
         return results
+    }
+
+    /// The steps in the order they run. One round: each server through every count. Several: at each
+    /// count, round after round, the servers in alternating order (A B, B A, …), so that drift of the
+    /// machine over a count's rounds touches every server alike.
+    var order: [(server: SweptServer, connections: Int, round: Int?)] {
+        guard plan.rounds > 1 else {
+            return plan.servers.flatMap { server in plan.connections.map { (server, $0, nil) } }
+        }
+        return plan.connections.flatMap { count in
+            (0..<plan.rounds).flatMap { round in
+                SweepRounds.order(plan.servers, round: round).map { (server: $0, connections: count, round: Optional(round + 1)) }
+            }
+        }
     }
 
     /// One server at one connection count. Never throws: whatever fails is the step's `reason`.
