@@ -60,7 +60,7 @@ extension Loadgen {
             do {
                 result = try churn.run(stop: stop)
             } catch {
-                Lifecycle.fail(tool: "loadgen", message: error.oneLine)
+                ExitStatus.fail(error, interrupted: stop.isRequested)
             }
             if let percentiles, let histogram = result.latencyHistogram { PercentileFile.write(histogram, to: percentiles) }
             if let csv {
@@ -74,10 +74,9 @@ extension Loadgen {
                           TextFormat.trimmed(result.client.cpuMicrosecondsPerMessage)])
             }
             Lifecycle.printLine(json ? Report.jsonText(result) : result.table)
-            if let stopReason = result.stopReason, stopReason.hasPrefix("out of local ports") {
-                writeAll(STDERR_FILENO, Array("loadgen: \(stopReason)\n".utf8))
-            }
-            if !result.succeeded { throw ExitCode(1) }
+            try ExitStatus.finish(
+                succeeded: result.succeeded, interrupted: result.stopReason == ExitStatus.interruptedReason,
+                why: NothingCompleted.reason(result, lifeTimeout: churn.lifeTimeout) ?? result.failureLine)
         }
     }
 }

@@ -118,7 +118,7 @@ struct ChurnRun {
             }
             if now >= end { break }
             if let stop, stop.isRequested {
-                stopReason = "interrupted"
+                stopReason = ExitStatus.interruptedReason
                 break
             }
             var timeout = timespec(tv_sec: 0, tv_nsec: 10_000_000)
@@ -155,7 +155,10 @@ struct ChurnRun {
                     if n > 0 {
                         for offset in 0..<n where life.received + offset >= messageSize || buffer[offset] != message[life.received + offset] {
                             fail(slot, .mismatch, life.received + offset >= messageSize
-                                 ? "more bytes came back than were sent" : "byte \(life.received + offset) of a life came back wrong")
+                                 ? "more bytes came back than were sent"
+                                 : life.received + offset == 0
+                                 ? "not an echo server: the first byte back was not the first byte sent"
+                                 : "byte \(life.received + offset) of a life came back wrong")
                             ended = true
                             break
                         }
@@ -273,6 +276,13 @@ struct ChurnResult: Codable, Sendable, Equatable {
     }
 
     var succeeded: Bool { complete && errors.total == 0 && lives > 0 }
+
+    /// Why it did not succeed, in one line for stderr; nil when it did.
+    var failureLine: String? {
+        if succeeded { return nil }
+        if let first = errors.firstError { return "\(errors.total) error\(errors.total == 1 ? "" : "s"); the first: \(first)" }
+        return stopReason
+    }
 
     var table: String {
         let l = latencyMicroseconds

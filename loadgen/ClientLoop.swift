@@ -548,7 +548,8 @@ final class ClientLoop: @unchecked Sendable {
         let received = connection.pointee.received
         guard received &+ count <= connection.pointee.sent else {
             fail(index, .extraBytes,
-                 "connection \(connection.pointee.id): \(received + count - connection.pointee.sent) bytes came back that were never sent")
+                 (received == 0 ? "not an echo server: " : "")
+                 + "connection \(connection.pointee.id): \(received + count - connection.pointee.sent) bytes came back that were never sent")
             return
         }
         let offset = (received &+ connection.pointee.seed) % Self.patternPeriod
@@ -609,7 +610,8 @@ final class ClientLoop: @unchecked Sendable {
         let expected = pattern.load(fromByteOffset: offset + position, as: UInt8.self)
         let streamOffset = connection.pointee.received + position
         fail(index, .mismatch,
-             "connection \(connection.pointee.id): echoed byte \(streamOffset) was \(hex(got)), expected \(hex(expected))")
+             (streamOffset == 0 ? "not an echo server: " : "")
+             + "connection \(connection.pointee.id): echoed byte \(streamOffset) was \(hex(got)), expected \(hex(expected))")
     }
 
     private func hex(_ byte: UInt8) -> String {

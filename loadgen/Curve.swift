@@ -87,6 +87,9 @@ struct CurveStep: Codable, Sendable, Equatable {
     var errors: Int
     /// Achieved at least 0.95 × offered, and p99 within the limit.
     var metBound: Bool
+    /// `met`, `missed`, `failed` (errors, or every connection lost) or `interrupted` (cut short by
+    /// Ctrl-C: its figures are partial and say nothing about the bound).
+    var status: String
 
     init(offered: Double, result: LoadResult, p99LimitMicroseconds: Double) {
         self.offered = offered
@@ -99,6 +102,8 @@ struct CurveStep: Codable, Sendable, Equatable {
         clientCPUPercent = result.client.cpuPercent
         errors = result.errors.total
         metBound = result.succeeded && achieved >= 0.95 * offered && latencyMicroseconds.p99 <= p99LimitMicroseconds
+        status = result.stopReason == ExitStatus.interruptedReason ? "interrupted"
+            : !result.succeeded ? "failed" : metBound ? "met" : "missed"
     }
 }
 
@@ -138,14 +143,15 @@ struct CurveResult: Codable, Sendable, Equatable {
                 pad(step.sendLatenessMicroseconds.map { TextFormat.fixed($0.p99, 0) } ?? "-", 11),
                 pad(step.sendLatenessMicroseconds.map { TextFormat.fixed($0.max, 0) } ?? "-", 11),
                 pad(step.serverCPUPercent.map { TextFormat.fixed($0, 0) } ?? "-", 8), pad(TextFormat.fixed(step.clientCPUPercent, 0), 8),
-                (step.metBound ? "  met" : "  missed") + (step.clientWasLate == true ? ", client late" : ""),
+                "  " + step.status + (step.clientWasLate == true ? ", client late" : ""),
             ]
             lines.append(cells.joined(separator: " "))
         }
         let limit = TextFormat.fixed(settings.p99LimitMicroseconds / 1000, 1)
-        lines.append(highestRateWithinBound.map {
+        let partial = stopReason == ExitStatus.interruptedReason ? " (interrupted: a partial curve)" : ""
+        lines.append((highestRateWithinBound.map {
             "highest rate within p99 ≤ \(limit) ms and ≥ 95% achieved: \(TextFormat.grouped(Int($0))) msgs/s"
-        } ?? "no rate met p99 ≤ \(limit) ms and ≥ 95% achieved")
+        } ?? "no rate met p99 ≤ \(limit) ms and ≥ 95% achieved") + partial)
         if steps.contains(where: { $0.clientWasLate == true }) {
             lines.append("client late: the step's send lateness p99 was over a quarter of its latency p99, so much of that latency is loadgen's own\(settings.spin == true ? "" : " (try --spin)")")
         }

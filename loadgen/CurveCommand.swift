@@ -80,16 +80,18 @@ extension Loadgen {
                 result = try curve.run(stop: stop) { step, run in
                     if !progress.noProgress { writeAll(STDERR_FILENO, Array((
                         "curve: \(Int(step.offered)) msgs/s offered → \(Int(step.achieved)) achieved, "
-                            + "p99 \(TextFormat.fixed(step.latencyMicroseconds.p99, 0)) µs (send lateness p99 \(TextFormat.fixed(step.sendLatenessMicroseconds?.p99 ?? 0, 0)) µs): \(step.metBound ? "met" : "missed")\n").utf8)) }
+                            + "p99 \(TextFormat.fixed(step.latencyMicroseconds.p99, 0)) µs (send lateness p99 \(TextFormat.fixed(step.sendLatenessMicroseconds?.p99 ?? 0, 0)) µs): \(step.status)\n").utf8)) }
                     if let percentiles, let histogram = run.latencyHistogram {
                         PercentileFile.write(histogram, to: Self.path(percentiles, rate: step.offered))
                     }
                 }
             } catch {
-                Lifecycle.fail(tool: "loadgen", message: error.oneLine)
+                ExitStatus.fail(error, interrupted: stop.isRequested)
             }
             Lifecycle.printLine(json ? Report.jsonText(result) : result.table)
-            if !result.complete { throw ExitCode(1) }
+            try ExitStatus.finish(
+                succeeded: result.complete, interrupted: result.stopReason == ExitStatus.interruptedReason,
+                why: result.stopReason.map { "the curve stopped: \($0)" })
         }
 
         /// `curve.hgrm` at 20000 → `curve-20000.hgrm`.

@@ -36,7 +36,9 @@ extension Loadgen {
                 try IdleRun(connection: settings, messageSize: size, hold: hold).run(progress: progress, stop: stop)
             }
             try Report.emit(result, json: output.json, csv: output.csv)
-            if !result.succeeded { throw ExitCode(1) }
+            try ExitStatus.finish(
+                succeeded: result.succeeded, interrupted: result.stopReason == ExitStatus.interruptedReason,
+                why: result.failureLine)
         }
     }
 }

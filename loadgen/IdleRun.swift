@@ -47,7 +47,9 @@ struct IdleRun: Sendable {
         }
         watch.phase = "holding"
         var stopReason: String? = nil
-        watch.wait(until: monotonicNanoseconds() + hold.nanoseconds) { group.allFinished }
+        let holdFrom = monotonicNanoseconds()
+        watch.wait(until: holdFrom + hold.nanoseconds) { group.allFinished }
+        let heldSeconds = Double(monotonicNanoseconds() - holdFrom) / 1e9
         let heldOpen = group.open
         var read = ServerReadCost()  // outside any measured window: idle measures memory, not rate
         let after = LoadRun.read(probe, note: &serverNote, when: "with the connections open", took: &read, proportional: true)
@@ -55,7 +57,7 @@ struct IdleRun: Sendable {
         if group.allFinished {
             stopReason = "every connection was lost"
         } else if watch.stopped {
-            stopReason = "interrupted"
+            stopReason = ExitStatus.interruptedReason
         }
         let outcomes = group.closeAndJoin()
         let clientEnd = ResourceUsage.ofSelf()
@@ -81,7 +83,7 @@ struct IdleRun: Sendable {
                 sourceAddresses: connection.sourceAddresses.count, cpus: connection.cpus),
             connections: .init(requested: connection.connections, established: established, peakOpen: peak,
                                connectSeconds: connectSeconds, listenOverflows: overflows),
-            echoed: echoed, heldOpen: heldOpen, errors: errors, server: server,
+            echoed: echoed, heldOpen: heldOpen, heldSeconds: heldSeconds, errors: errors, server: server,
             serverNote: serverNote,
             client: ClientFigures(loops: group.loops.count, usage: clientEnd.since(clientStart), seconds: seconds,
                                   messages: echoed),
@@ -150,6 +152,8 @@ struct IdleResult: Codable, Sendable, Equatable {
     var echoed: Int
     /// Connections still open when the server was read.
     var heldOpen: Int
+    /// How long they were actually held: `settings.holdSeconds` unless interrupted or lost early.
+    var heldSeconds: Double?
     var errors: ErrorCounts
     var server: IdleServerFigures?
     var serverNote: String?
@@ -172,4 +176,12 @@ struct IdleResult: Codable, Sendable, Equatable {
     }
 
     var succeeded: Bool { errors.total == 0 && complete && echoed == connections.requested }
+
+    /// Why it did not succeed, in one line for stderr; nil when it did.
+    var failureLine: String? {
+        if succeeded { return nil }
+        if let first = errors.firstError { return "\(errors.total) error\(errors.total == 1 ? "" : "s"); the first: \(first)" }
+        if let stopReason { return stopReason }
+        return "\(echoed) of \(connections.requested) connections echoed"
+    }
 }

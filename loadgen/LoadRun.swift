@@ -92,13 +92,14 @@ struct LoadRun: Sendable {
             watch.phase = "measuring"
             watch.beginSeries()
             ranToTheEnd = watch.wait(until: group.control.stopAt.load(ordering: .relaxed), done: { group.allFinished })
+            watch.endSeries()
         }
         if ranToTheEnd {
             stopReason = nil
         } else if group.allFinished {
             stopReason = "every connection was lost after \(Self.format(seconds: Double(monotonicNanoseconds() - start) / 1e9)) of load"
         } else if watch.stopped {
-            stopReason = "interrupted"
+            stopReason = ExitStatus.interruptedReason
         }
         group.control.stopSending()
         measuredTo = monotonicNanoseconds()
@@ -220,6 +221,20 @@ final class Watch {
         lastCompleted = group.completed
     }
 
+    /// The measured phase ended now: the time since the last full second becomes the series' last,
+    /// partial entry (a 3 s run has three entries, the third marked partial when it ended short of a tick).
+    func endSeries() {
+        let now = monotonicNanoseconds()
+        guard let seriesStart, now > lastTick + 1_000_000 else { return }
+        let completed = group.completed
+        series.append(SecondFigures(
+            second: Double(now - seriesStart) / 1e9, messagesPerSecond: Double(completed - lastCompleted) / (Double(now - lastTick) / 1e9),
+            p99Microseconds: Double(group.liveP99) / 1000, partial: true))
+        lastCompleted = completed
+        lastTick = now
+        self.seriesStart = nil
+    }
+
     init(group: LoopGroup, requested: Int, progress: ((LiveFigures) -> Void)?, stop: StopRequest?) {
         self.group = group
         self.requested = requested
@@ -252,7 +267,7 @@ final class Watch {
             open: phase == "connecting" ? group.resolved : group.open, requested: requested,
             messagesPerSecond: Double(completed - lastCompleted) / seconds,
             p99Microseconds: Double(group.liveP99) / 1000, errors: group.errors))
-        if phase == "measuring", let seriesStart {
+        if phase == "measuring", let seriesStart {  // nil again after endSeries
             series.append(SecondFigures(
                 second: Double(now - seriesStart) / 1e9, messagesPerSecond: Double(completed - lastCompleted) / seconds,
                 p99Microseconds: Double(group.liveP99) / 1000))

@@ -14,7 +14,7 @@ func measure<Result>(
         return try body(settings, live.callback, stop)
     } catch {
         live.clear()
-        Lifecycle.fail(tool: "loadgen", message: error.oneLine)
+        ExitStatus.fail(error, interrupted: stop.isRequested)
     }
 }
 

@@ -28,7 +28,14 @@ extension Loadgen {
 
         func run() throws {
             var runs: [(name: String, result: LoadResult)] = []
+            var seen: [String: String] = [:]
             for file in files {
+                // One file named twice (or through another path) would count its run twice.
+                let real = URL(fileURLWithPath: file).resolvingSymlinksInPath().standardizedFileURL.path
+                if let earlier = seen[real] {
+                    Lifecycle.fail(tool: "loadgen", message: "\(file) is given twice (as \(earlier)); merge each run once")
+                }
+                seen[real] = file
                 guard let data = FileManager.default.contents(atPath: file) else {
                     Lifecycle.fail(tool: "loadgen", message: "cannot read \(file)")
                 }
@@ -47,7 +54,7 @@ extension Loadgen {
                 PercentileFile.write(histogram, to: percentiles)
             }
             try Report.emit(merged, json: output.json, csv: output.csv)
-            if !merged.succeeded { throw ExitCode(1) }
+            try ExitStatus.finish(succeeded: merged.succeeded, interrupted: false, why: merged.failureLine)
         }
     }
 }

@@ -18,6 +18,17 @@ struct Provenance: Codable, Sendable, Equatable {
     var kernel: String
     /// The CPUs the process was allowed to run on.
     var cpusAllowed: [Int]
+    /// The process that wrote the result, and when (ISO 8601, UTC): with the host, they tell one run
+    /// from another (`loadgen merge` refuses the same run twice). Nil in results written before.
+    var pid: Int32? = nil
+    var madeAt: String? = nil
+
+    /// Now, in ISO 8601 with milliseconds: one process may write several results within a second.
+    static func madeAtNow() -> String {
+        let format = ISO8601DateFormatter()
+        format.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return format.string(from: Date())
+    }
 
     static func current() -> Provenance {
         var names = utsname()
@@ -33,6 +44,6 @@ struct Provenance: Codable, Sendable, Equatable {
             loadgen: loadgenVersion, gitCommit: BuildVersion.gitCommit, commandLine: CommandLine.arguments,
             host: field(names.nodename), cpuModel: cpuModel,
             kernel: "\(field(names.sysname)) \(field(names.release)) \(field(names.machine))",
-            cpusAllowed: currentAffinity() ?? [])
+            cpusAllowed: currentAffinity() ?? [], pid: getpid(), madeAt: Self.madeAtNow())
     }
 }

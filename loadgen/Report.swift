@@ -42,11 +42,8 @@ enum Report {
         if let csv { try appendCSV(to: csv, header: idleCSVHeader, row: idleCSVRow(result)) }
     }
 
-    static func jsonText(_ value: some Encodable) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-    }
+    /// See `ResultJSON`: "or null" fields present as null.
+    static func jsonText(_ value: some Encodable) -> String { ResultJSON.text(value) }
 
     // MARK: Tables
 
@@ -54,7 +51,7 @@ enum Report {
         let settings = result.settings
         let shape = settings.rate.map { "open loop at \(TextFormat.grouped(Int($0))) msgs/s" } ?? "depth \(settings.depth)"
         var lines = [
-            "loadgen run: \(result.target), \(TextFormat.grouped(settings.connections)) connections × \(ByteCount.describe(settings.messageSize)), \(shape), \(settings.threads) loop\(settings.threads == 1 ? "" : "s"); \(TextFormat.fixed(result.measuredSeconds, 2)) s measured after \(TextFormat.fixed(settings.warmupSeconds, 1)) s warm-up",
+            "loadgen \(result.mergedRuns.map { "merge of \($0) runs" } ?? "run"): \(result.target), \(TextFormat.grouped(settings.connections)) connections × \(ByteCount.describe(settings.messageSize)), \(shape), \(settings.threads) loop\(settings.threads == 1 ? "" : "s"); \(measuredPhrase(result))",
             row("throughput", "\(TextFormat.grouped(result.messages)) messages   \(TextFormat.grouped(Int(result.messagesPerSecond))) msgs/s   \(TextFormat.fixed(result.bytesPerSecond / 1e6, 1)) MB/s each way"),
         ]
         let latency = result.latencyMicroseconds
@@ -85,9 +82,19 @@ enum Report {
         return lines.joined(separator: "\n")
     }
 
+    /// `2.00 s measured after 1.0 s warm-up`, or what was cut short: a partial result says it is one.
+    static func measuredPhrase(_ result: LoadResult) -> String {
+        let warmup = TextFormat.fixed(result.settings.warmupSeconds, 1)
+        if result.complete { return "\(TextFormat.fixed(result.measuredSeconds, 2)) s measured after \(warmup) s warm-up" }
+        if result.measuredSeconds == 0 && result.settings.warmupSeconds > 0 {
+            return "stopped during the \(warmup) s warm-up: nothing measured (partial)"
+        }
+        return "\(TextFormat.fixed(result.measuredSeconds, 2)) of \(TextFormat.fixed(result.settings.durationSeconds, 2)) s measured after \(warmup) s warm-up (partial)"
+    }
+
     static func table(_ result: IdleResult) -> String {
         var lines = [
-            "loadgen idle: \(result.target), \(TextFormat.grouped(result.connections.requested)) connections, one \(ByteCount.describe(result.settings.messageSize)) echo each, held \(TextFormat.fixed(result.settings.holdSeconds, 1)) s",
+            "loadgen idle: \(result.target), \(TextFormat.grouped(result.connections.requested)) connections, one \(ByteCount.describe(result.settings.messageSize)) echo each, held \(TextFormat.fixed(result.heldSeconds ?? result.settings.holdSeconds, 1)) s\(result.complete ? "" : " of \(TextFormat.fixed(result.settings.holdSeconds, 1)) s (partial)")",
             row("connections", "\(TextFormat.grouped(result.connections.established)) up in \(TextFormat.fixed(result.connections.connectSeconds, 2)) s, \(TextFormat.grouped(result.echoed)) echoed, \(TextFormat.grouped(result.heldOpen)) open when read\(overflowNote(result.connections))"),
         ]
         if let server = result.server {

@@ -66,7 +66,9 @@ extension Loadgen {
                 PercentileFile.write(histogram, to: percentiles)
             }
             try Report.emit(result, json: output.json, csv: output.csv)
-            if !result.succeeded { throw ExitCode(1) }
+            try ExitStatus.finish(
+                succeeded: result.succeeded, interrupted: result.stopReason == ExitStatus.interruptedReason,
+                why: NothingCompleted.reason(result) ?? result.failureLine)
         }
     }
 }

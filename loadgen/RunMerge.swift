@@ -30,6 +30,19 @@ enum RunMerge {
             }
             if histogram == nil { histogram = runHistogram } else { histogram!.add(runHistogram) }
         }
+        // Counting one run twice would double its messages: refuse the same result, or the same provenance
+        // (one process on one host at one moment), given twice.
+        for (index, (name, run)) in runs.enumerated() {
+            for (otherName, other) in runs[..<index] {
+                if run == other {
+                    throw StartupError("\(name) and \(otherName) hold the same run; merge each run once")
+                }
+                if let provenance = run.provenance, provenance.pid != nil, provenance == other.provenance {
+                    throw StartupError(
+                        "\(name) and \(otherName) have the same provenance (host \(provenance.host), pid \(provenance.pid!), \(provenance.madeAt ?? "?")): the same run; merge each run once")
+                }
+            }
+        }
 
         var merged = first
         let all = runs.map(\.result)
@@ -61,6 +74,7 @@ enum RunMerge {
         merged.complete = all.allSatisfy(\.complete)
         merged.stopReason = all.compactMap(\.stopReason).first
         merged.provenance = .current()
+        merged.mergedRuns = runs.count
         merged.perSecond = nil  // each machine's seconds are its own; they are not aligned
         let lateness = all.compactMap(\.sendLatenessHistogram)
         if let firstLateness = lateness.first {

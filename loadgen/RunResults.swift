@@ -174,6 +174,24 @@ struct SecondFigures: Codable, Sendable, Equatable {
     var second: Double
     var messagesPerSecond: Double
     var p99Microseconds: Double
+    /// The last entry, from the last full second to the end of the phase: shorter than a second
+    /// (its rate is still per second).
+    var partial = false
+
+    init(second: Double, messagesPerSecond: Double, p99Microseconds: Double, partial: Bool = false) {
+        self.second = second
+        self.messagesPerSecond = messagesPerSecond
+        self.p99Microseconds = p99Microseconds
+        self.partial = partial
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        second = try container.decode(Double.self, forKey: .second)
+        messagesPerSecond = try container.decode(Double.self, forKey: .messagesPerSecond)
+        p99Microseconds = try container.decode(Double.self, forKey: .p99Microseconds)
+        partial = try container.decodeIfPresent(Bool.self, forKey: .partial) ?? false  // results before it existed
+    }
 }
 
 /// Connection counts of a run.
@@ -230,6 +248,8 @@ struct LoadResult: Codable, Sendable, Equatable {
     /// Each second of the measured phase: messages per second and the p99 of that second (the
     /// highest over the client's loops).
     var perSecond: [SecondFigures]?
+    /// `loadgen merge`: how many runs this result combines; nil for a single run.
+    var mergedRuns: Int? = nil
     /// Open loop: how late the client sent the measured messages against their schedule (µs); the
     /// latency includes it. Nil for a closed loop.
     var sendLatenessMicroseconds: LatencyFigures? = nil
@@ -261,6 +281,14 @@ struct LoadResult: Codable, Sendable, Equatable {
         var bytesReceived: Int
     }
 
-    /// Whether the run counts as a success (the exit status is 0 only then).
-    var succeeded: Bool { errors.total == 0 && complete }
+    /// Whether the run counts as a success (the exit status is 0 only then): it ran its time, every
+    /// byte came back right, and it measured something.
+    var succeeded: Bool { errors.total == 0 && complete && messages > 0 }
+
+    /// Why it did not succeed, in one line for stderr; nil when it did.
+    var failureLine: String? {
+        if succeeded { return nil }
+        if let first = errors.firstError { return "\(errors.total) error\(errors.total == 1 ? "" : "s"); the first: \(first)" }
+        return stopReason
+    }
 }

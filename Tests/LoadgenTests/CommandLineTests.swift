@@ -35,7 +35,9 @@ struct CommandLineTests {
     }
 
     /// Runs executable `name` with `arguments`, at most `timeout`; always reaped (SIGKILL past the timeout).
-    static func tool(_ name: String, _ arguments: [String], timeout: Duration = .seconds(20)) throws -> Outcome {
+    /// With `interruptAfter`, it gets SIGINT (a user's Ctrl-C) once that time has passed.
+    static func tool(_ name: String, _ arguments: [String], timeout: Duration = .seconds(20),
+                     interruptAfter: Duration? = nil) throws -> Outcome {
         let process = Process()
         process.executableURL = executable(name)
         process.arguments = arguments
@@ -48,7 +50,15 @@ struct CommandLineTests {
         let outData = Reader(out.fileHandleForReading)
         let errData = Reader(err.fileHandleForReading)
         let deadline = ContinuousClock.now + timeout
-        while process.isRunning && ContinuousClock.now < deadline { usleep(20_000) }
+        let interruptAt = interruptAfter.map { ContinuousClock.now + $0 }
+        var interrupted = false
+        while process.isRunning && ContinuousClock.now < deadline {
+            if let interruptAt, !interrupted, ContinuousClock.now >= interruptAt {
+                kill(process.processIdentifier, SIGINT)
+                interrupted = true
+            }
+            usleep(20_000)
+        }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
         #expect(ContinuousClock.now < deadline, "loadgen \(arguments) did not finish within \(timeout)")

@@ -34,7 +34,9 @@ struct MergeTests {
         defer { server.stop() }
         let result = try LoadRunTests.run(server, connections: 2, duration: .milliseconds(2500))
         let series = try #require(result.perSecond)
-        #expect(series.count == 2, "\(series)")
+        // Two full seconds, then the last half second, marked partial.
+        #expect(series.count == 3, "\(series)")
+        #expect(series.map(\.partial) == [false, false, true], "\(series)")
         #expect(series.allSatisfy { $0.messagesPerSecond > 0 && $0.p99Microseconds > 0 })
         #expect(zip(series, series.dropFirst()).allSatisfy { $0.second < $1.second })
         #expect(result.provenance?.loadgen.hasPrefix("echo-lab loadgen") == true)

@@ -30,7 +30,11 @@ final class TestEchoServer: @unchecked Sendable {
         /// Echoes, but spends this many microseconds (asleep) per 64 bytes first: a server that
         /// saturates near 1,000,000 / µs messages of 64 B a second.
         case slow(microsecondsPer64Bytes: Int)
+        /// Answers whatever it reads with one HTTP error page, then closes: an HTTP server, not an echo server.
+        case http
     }
+
+    static let httpAnswer = Array("HTTP/1.0 400 Bad Request\r\nContent-Type: text/html\r\nContent-Length: 22\r\n\r\n<h1>Bad Request</h1>\r\n".utf8)
 
     struct Record: Sendable {
         var peers: [SocketAddress] = []
@@ -152,6 +156,10 @@ final class TestEchoServer: @unchecked Sendable {
                 case .slow(let microseconds):
                     usleep(UInt32(max(1, count / 64) * microseconds))
                 case .silent:
+                    continue
+                case .http:
+                    _ = writeAll(client.fd, Self.httpAnswer)
+                    closing.insert(client.fd)
                     continue
                 case .corruptByte(let offset):
                     if client.number == victim && client.echoed <= offset && offset < client.echoed + count {

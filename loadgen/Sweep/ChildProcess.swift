@@ -149,6 +149,8 @@ final class ProcessOutput: @unchecked Sendable {
     private let condition = NSCondition()
     private var stdoutLines: [String] = []
     private var stderrLines: [String] = []
+    /// The first line it wrote on stderr: a server that refuses its options says why there.
+    private var firstStderrLine: String?
     private var openStreams = 2
 
     /// Reads both descriptors until end of file, then closes them.
@@ -193,6 +195,7 @@ final class ProcessOutput: @unchecked Sendable {
         } else {
             stderrLines.append(line)
             if stderrLines.count > 20 { stderrLines.removeFirst() }
+            if firstStderrLine == nil, !line.trimmingCharacters(in: .whitespaces).isEmpty { firstStderrLine = line }
         }
     }
 
@@ -216,6 +219,13 @@ final class ProcessOutput: @unchecked Sendable {
             if !condition.wait(until: deadline) { return openStreams == 0 }
         }
         return true
+    }
+
+    /// The first non-empty line on stderr, or nil if it printed none.
+    var stderrFirst: String? {
+        condition.lock()
+        defer { condition.unlock() }
+        return firstStderrLine
     }
 
     /// The last stderr lines (at most 3) joined, or nil if it printed nothing.

@@ -58,11 +58,12 @@ final class RunningServer {
         guard let ready else {
             let exitedEarly = !child.isRunning
             let status = child.stop()
+            // Its own words first: a server that refused its options said why on its first stderr line.
             throw SweepFailure(
                 exitedEarly
-                    ? "\(server.name) \(status.description) before it listened"
+                    ? "\(server.name) \(status.description) before it listened" + (child.output.stderrFirst.map { ": \($0)" } ?? "")
                     : "\(server.name) did not get ready within \(Int(readyTimeout)) s (it \(status.description))"
-                    + (child.output.stderrTail.map { "; stderr: \($0)" } ?? ""))
+                        + (child.output.stderrTail.map { "; stderr: \($0)" } ?? ""))
         }
         (address, statsAddress) = ready
         if let cpus, !cpus.pin(process: child.pid) {

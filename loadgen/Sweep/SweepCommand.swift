@@ -161,6 +161,11 @@ struct Sweep: ParsableCommand {
             guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
                 throw ValidationError("--servers takes names such as threads,libev,tasks; got '\(name)'")
             }
+            let known = Self.packageServers(in: SweptServer.productsDirectory)
+            guard known.contains(name) else {
+                throw ValidationError(
+                    "--servers: no echo-\(name) beside loadgen; this build has \(known.isEmpty ? "none" : known.joined(separator: ", ")) (add any other server with --server NAME='COMMAND {port}')")
+            }
             result.append(.variant(name, in: directory))
         }
         for text in foreignServers {
@@ -180,6 +185,13 @@ struct Sweep: ParsableCommand {
             throw ValidationError("server names must differ; got \(names.joined(separator: ", "))")
         }
         return result
+    }
+
+    /// This package's servers built beside loadgen: `echo-threads` → `threads`.
+    static func packageServers(in directory: URL) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        return names.filter { $0.hasPrefix("echo-") && FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent($0).path) }
+            .map { String($0.dropFirst("echo-".count)) }.sorted()
     }
 
     /// The count whose step runs the curve, or nil without --curve.
@@ -238,7 +250,12 @@ struct Sweep: ParsableCommand {
         }
         print(SweepReport.table(results))
         print("charts: \(plan.output.appendingPathComponent(SweepReport.indexFile).path)")
-        if !results.complete { throw ExitCode(130) }
+        let failed = results.steps.filter { $0.status == .failed }
+        try ExitStatus.finish(
+            succeeded: failed.isEmpty, interrupted: !results.complete,
+            why: failed.first.map {
+                "\(failed.count) of \(results.steps.count) steps failed; the first, \($0.server) at \($0.connections): \($0.reason ?? "no reason given")"
+            })
     }
 
     /// `it's` → `'it'\''s'`; plain words stay as they are.

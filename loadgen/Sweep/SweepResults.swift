@@ -185,11 +185,7 @@ struct SweepResults: Codable, Sendable, Equatable {
         return points.reduce(0) { $0 + ($1.x - meanX) * ($1.y - meanY) } / sxx
     }
 
-    func json() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try encoder.encode(self)
-    }
+    func json() throws -> Data { try ResultJSON.data(self) }
 
     static func decode(_ data: Data) throws -> SweepResults {
         try JSONDecoder().decode(SweepResults.self, from: data)

@@ -138,7 +138,13 @@ final class SweepRunner {
         if let problem, step.status == .ok, !stop.isRequested {
             step = step.failing(problem, in: .stop, stopped: false)
         }
-        if stop.isRequested && step.status == .ok { step = step.failing("interrupted (Ctrl-C)", in: .stop, stopped: true) }
+        if stop.isRequested && step.status != .interrupted {
+            // Ctrl-C also ends the server: what failed after it (resets, a server gone) is the
+            // interruption's doing, not the server's.
+            step.status = .interrupted
+            step.failedIn = step.failedIn ?? .stop
+            step.reason = "interrupted (Ctrl-C)"
+        }
         return step
     }
 
