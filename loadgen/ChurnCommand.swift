@@ -43,10 +43,17 @@ extension Loadgen {
 
         @OptionGroup(title: "Output") var progress: ProgressOption
 
+        static let csvHeader = [
+            "time", "target", "concurrency", "size", "lives", "lives_per_second", "p50_us", "p99_us", "errors",
+            "server_cpu_us_per_connection", "client_cpu_us_per_connection",
+        ]
+
         func validate() throws {
             guard duration <= .seconds(24 * 3600), warmup <= .seconds(3600) else {
                 throw ValidationError("--duration is at most 24h and --warmup at most 1h")
             }
+            if let csv { try OutputPaths.checkCSV(csv, header: Self.csvHeader, kind: "churn") }
+            if let percentiles { try OutputPaths.checkFile(percentiles, option: "--percentiles") }
         }
 
         func run() throws {
@@ -65,8 +72,7 @@ extension Loadgen {
             if let percentiles, let histogram = result.latencyHistogram { PercentileFile.write(histogram, to: percentiles) }
             if let csv {
                 try Report.appendCSV(
-                    to: csv, header: ["time", "target", "concurrency", "size", "lives", "lives_per_second", "p50_us", "p99_us",
-                                      "errors", "server_cpu_us_per_connection", "client_cpu_us_per_connection"],
+                    to: csv, header: Self.csvHeader,
                     row: [Date().ISO8601Format(), result.target, String(concurrency), String(size), String(result.lives),
                           TextFormat.trimmed(result.livesPerSecond), TextFormat.trimmed(result.latencyMicroseconds.p50),
                           TextFormat.trimmed(result.latencyMicroseconds.p99), String(result.errors.total),

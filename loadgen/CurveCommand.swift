@@ -55,6 +55,7 @@ extension Loadgen {
         func validate() throws {
             _ = try parsedRates()
             guard duration <= .seconds(3600) else { throw ValidationError("--duration is at most 1h, got \(duration.shortDescription)") }
+            if let percentiles { try OutputPaths.checkFile(Self.path(percentiles, rate: startRate), option: "--percentiles") }
         }
 
         /// `auto` → []; `10k,20000,1.5M` → rates (the count grammar, `CountText`).

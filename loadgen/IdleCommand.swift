@@ -29,6 +29,7 @@ extension Loadgen {
 
         func validate() throws {
             guard hold <= .seconds(24 * 3600) else { throw ValidationError("--hold is at most 24h") }
+            if let csv = output.csv { try OutputPaths.checkCSV(csv, header: Report.idleCSVHeader, kind: "idle") }
         }
 
         func run() throws {

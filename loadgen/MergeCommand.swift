@@ -24,6 +24,8 @@ extension Loadgen {
 
         func validate() throws {
             guard files.count >= 2 else { throw ValidationError("merge needs two or more result files") }
+            if let csv = output.csv { try OutputPaths.checkCSV(csv, header: Report.runCSVHeader, kind: "run") }
+            if let percentiles { try OutputPaths.checkFile(percentiles, option: "--percentiles") }
         }
 
         func run() throws {

@@ -55,6 +55,8 @@ extension Loadgen {
             guard duration <= .seconds(24 * 3600), warmup <= .seconds(3600) else {
                 throw ValidationError("--duration is at most 24h and --warmup at most 1h")
             }
+            if let csv = output.csv { try OutputPaths.checkCSV(csv, header: Report.runCSVHeader, kind: "run") }
+            if let percentiles { try OutputPaths.checkFile(percentiles, option: "--percentiles") }
         }
 
         func run() throws {

@@ -73,4 +73,32 @@ struct CarelessUserTests {
         // The tests run in a checkout: the commit must be found, as provenance finds it.
         #expect(outcome.stdout.contains("(git "), "\(outcome.stdout)")
     }
+
+    /// Output paths are checked before the first connection: the target here does not even exist,
+    /// and the answer is still about the path.
+    @Test func outputPathsAreCheckedBeforeTheFirstConnection() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("careless-\(getpid())-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let idleRows = folder + "/idle.csv"
+        try (Report.idleCSVHeader.joined(separator: ",") + "\n").write(toFile: idleRows, atomically: true, encoding: .utf8)
+        let aFile = folder + "/results"
+        try "".write(toFile: aFile, atomically: true, encoding: .utf8)
+        let nowhere = "127.0.0.1:1"
+        let cases: [([String], String)] = [
+            (["run", "--target", nowhere, "--csv", idleRows],
+             "Error: --csv \(idleRows) holds rows of another kind than run (its header differs); give another file"),
+            (["run", "--target", nowhere, "--csv", "/nonexistent/dir/x.csv"],
+             "Error: --csv /nonexistent/dir/x.csv: the folder /nonexistent/dir does not exist"),
+            (["run", "--target", nowhere, "--percentiles", "/nonexistent/x.hgrm"],
+             "Error: --percentiles /nonexistent/x.hgrm: the folder /nonexistent does not exist"),
+            (["churn", "--target", nowhere, "--csv", folder], "Error: --csv \(folder) is a folder; give a file"),
+            (["sweep", "--out", aFile], "Error: --out \(aFile) is a file, not a folder; give a folder"),
+        ]
+        for (arguments, firstLine) in cases {
+            let outcome = try CommandLineTests.loadgen(arguments)
+            #expect(outcome.status == 64, "\(arguments): \(outcome.stderr)")
+            #expect(outcome.stderr.split(separator: "\n").first.map(String.init) == firstLine, "\(arguments): \(outcome.stderr)")
+        }
+    }
 }

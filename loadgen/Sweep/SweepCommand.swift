@@ -139,6 +139,7 @@ struct Sweep: ParsableCommand {
 
     func validate() throws {
         _ = try sweptServers(in: URL(fileURLWithPath: "/"))
+        try OutputPaths.checkFolder(out, option: "--out")
         if let curveAt {
             guard curve else { throw ValidationError("--curve-at needs --curve") }
             guard connections.contains(curveAt) else {
