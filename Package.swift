@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "echo-threads", targets: ["echo-threads"]),
         .executable(name: "echo-libev", targets: ["echo-libev"]),
         .executable(name: "echo-tasks", targets: ["echo-tasks"]),
+        .executable(name: "echo-uring", targets: ["echo-uring"]),
         .executable(name: "loadgen", targets: ["loadgen"]),
         .executable(name: "handoff", targets: ["handoff"]),
     ],
@@ -21,6 +22,12 @@ let package = Package(
         .target(
             name: "CLibev",
             linkerSettings: [.linkedLibrary("ev")]  // Debian's libev-dev ships no .pc file
+        ),
+        // liburing's API is static inline functions over C11 atomics, and macros; this C target gives
+        // Swift a small plain API over it. Linked statically: liburing-dev ships liburing.a.
+        .target(
+            name: "CLibURing",
+            linkerSettings: [.linkedLibrary("uring")]
         ),
         // The netpoller: epoll loops that are Swift task executors (Go's runtime/netpoll, for tasks);
         // also the package's one epoll binding.
@@ -52,6 +59,12 @@ let package = Package(
             ]
         ),
         .executableTarget(
+            name: "echo-uring",
+            dependencies: [
+                "EchoProtocol", "CLibURing", "NetPoller", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
             name: "loadgen",
             dependencies: [
                 "EchoProtocol", "NetPoller",
@@ -76,7 +89,7 @@ let package = Package(
         .testTarget(name: "NetPollerTests", dependencies: ["NetPoller"]),
         .testTarget(
             name: "ConformanceTests",
-            dependencies: ["EchoProtocol", "echo-threads", "echo-libev", "echo-tasks", "broken-echo"]
+            dependencies: ["EchoProtocol", "echo-threads", "echo-libev", "echo-tasks", "echo-uring", "broken-echo"]
         ),
     ]
 )

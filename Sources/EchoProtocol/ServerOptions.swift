@@ -89,7 +89,8 @@ public struct ServerOptions: ParsableArguments, Sendable {
     }
 }
 
-/// `--offload N`: the servers whose loops serve many connections per thread (echo-libev, echo-tasks)
+/// `--offload N`: the servers whose loops serve many connections per thread (echo-libev, echo-tasks,
+/// echo-uring)
 /// can move `--block`'s call to a pool; a thread per connection has nothing to move it from, so
 /// echo-threads does not offer it.
 public struct OffloadOption: ParsableArguments, Sendable {

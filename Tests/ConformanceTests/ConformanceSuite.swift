@@ -2,7 +2,8 @@ import EchoProtocol
 import Testing
 
 /// Every server executable of the package, in every mode it offers. A server that is missing or
-/// does not echo fails here; nothing is skipped.
+/// does not echo fails here; nothing is skipped, except echo-uring where the kernel refuses io_uring
+/// (the test is then cancelled with the server's one-line reason: see `ServerProcess.started`).
 let allServers: [ServerSpec] = [
     ServerSpec("echo-threads"),
     ServerSpec("echo-libev", ["--loops", "1"]),
@@ -11,6 +12,8 @@ let allServers: [ServerSpec] = [
     ServerSpec("echo-tasks", ["--io", "poller", "--loops", "2"]),
     ServerSpec("echo-tasks", ["--io", "nio", "--executor", "eventloop"]),
     ServerSpec("echo-tasks", ["--io", "nio", "--executor", "global"]),
+    ServerSpec("echo-uring", ["--loops", "1"]),
+    ServerSpec("echo-uring", ["--loops", "2"]),
 ]
 
 /// Serialized: several checks watch a server's memory and timing, which parallel load would blur.

@@ -15,6 +15,7 @@ struct MessageCostTests {
         ServerSpec("echo-threads"),
         ServerSpec("echo-libev", ["--loops", "1"]),
         ServerSpec("echo-tasks", ["--loops", "1"]),
+        ServerSpec("echo-uring", ["--loops", "1"]),
     ]
 
     @Test(arguments: servers)
@@ -55,6 +56,7 @@ struct MessageCostTests {
     @Test(arguments: [
         (ServerSpec("echo-libev", ["--loops", "1"]), false), (ServerSpec("echo-libev", ["--loops", "1", "--offload", "2"]), true),
         (ServerSpec("echo-tasks", ["--loops", "1"]), false), (ServerSpec("echo-tasks", ["--loops", "1", "--offload", "2"]), true),
+        (ServerSpec("echo-uring", ["--loops", "1"]), false), (ServerSpec("echo-uring", ["--loops", "1", "--offload", "2"]), true),
         (ServerSpec("echo-threads"), true),
     ])
     func aBlockedLoopStallsItsOtherConnectionsUnlessOffloaded(_ spec: ServerSpec, othersGoOn: Bool) throws {

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Builds the reference servers into OUTDIR (default .build-peers): the two C ones always, the Go one
+# Builds the reference servers into OUTDIR (default .build-peers): the three C ones always, the Go one
 # and handoff-go when `go` is installed. Run from anywhere; `make peers` calls it.
 set -e
 here=$(cd "$(dirname "$0")" && pwd)
@@ -9,6 +9,9 @@ cc=${CC:-cc}
 $cc -O2 -Wall -pthread -o "$out/c-threads-echo" "$here/c-threads-echo.c"
 $cc -O2 -Wall -o "$out/c-epoll-echo" "$here/c-epoll-echo.c"
 echo "peers: built $out/c-threads-echo and $out/c-epoll-echo"
+# echo-uring's design in C; liburing-dev comes with `make deps`.
+$cc -O2 -Wall -o "$out/c-uring-echo" "$here/c-uring-echo.c" -luring
+echo "peers: built $out/c-uring-echo"
 if command -v go >/dev/null 2>&1; then
     out_abs=$(cd "$out" && pwd)
     for program in go-echo handoff-go; do

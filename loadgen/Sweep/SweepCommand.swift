@@ -160,7 +160,7 @@ struct Sweep: ParsableCommand {
         var result: [SweptServer] = []
         for name in servers.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
             guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
-                throw ValidationError("--servers takes names such as threads,libev,tasks; got '\(name)'")
+                throw ValidationError("--servers takes names such as threads,libev,tasks,uring; got '\(name)'")
             }
             let known = Self.packageServers(in: SweptServer.productsDirectory)
             guard known.contains(name) else {

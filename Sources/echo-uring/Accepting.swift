@@ -1,0 +1,108 @@
+import CLibURing
+import EchoProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Accepting with one multishot request: armed once, it posts a completion per connection until
+/// it fails or the kernel ends it (no IORING_CQE_F_MORE), and is then armed again.
+///
+/// Out of descriptors (EMFILE, ENFILE) the request ends with that error and the connection stays
+/// queued. Arming it again at once would spin, as a level-triggered loop does (libev's manual,
+/// "The special problem of accept()ing when you can't"); we do what echo-libev does: give up a
+/// spare descriptor, accept the queued connections and close them (the client sees an orderly
+/// close, not a hang), take the spare back; then rest for `acceptRetryNanoseconds` (a ring
+/// timeout) before arming again, because io_uring's accept reserves a descriptor number before it
+/// looks at the queue and so fails at once, queue or not, while the process is at its limit.
+/// Established connections are served throughout.
+extension RingLoop {
+    func armAccept() {
+        acceptArmed = true
+        curing_multishot_accept(ring, listener, UserData(.accept).raw)
+    }
+
+    func accepted(_ completion: curing_cqe) {
+        let armed = completion.flags & UInt32(CURING_CQE_F_MORE) != 0
+        let result = completion.res
+        if !armed { acceptArmed = false }
+        if result >= 0 {
+            warnedOutOfDescriptors = false
+            open(result)
+            if !acceptArmed && !acceptPaused { armAccept() }
+            return
+        }
+        switch -result {
+        case EMFILE, ENFILE:
+            refuseQueuedConnections(-result)
+        case ECONNABORTED, EPROTO, ENETDOWN, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH,
+            EINTR, EAGAIN:
+            break  // that connection failed before we took it (accept(2): "treat like EAGAIN")
+        case ECANCELED where !running:
+            return
+        default:
+            warn("echo-uring: accept failed: \(errnoDescription(-result)); retrying in 0.1 s")
+            pauseAccepting()
+        }
+        if !acceptArmed && !acceptPaused { armAccept() }
+    }
+
+    /// Takes on an accepted socket, or refuses it beyond --max-connections.
+    func open(_ fd: Int32) {
+        guard counters.admit(limit: maxConnections) else {
+            Glibc.close(fd)  // counted as refused by `admit`
+            return
+        }
+        Listener.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
+        let connection = connections[fd]
+        connection.pointee.generation &+= 1
+        connection.pointee.state = .open
+        connection.pointee.backlog = nil
+        connections.noteInUse(fd)
+        resumeReading(fd, connection)
+    }
+
+    /// Out of descriptors: refuses what is queued with the help of the spare descriptor, or pauses.
+    func refuseQueuedConnections(_ code: Int32) {
+        if !warnedOutOfDescriptors {
+            warn("echo-uring: out of file descriptors (\(errnoDescription(code))); refusing new connections "
+                + "until some close (ulimit -n raises the limit)")
+            warnedOutOfDescriptors = true
+        }
+        guard spareFD >= 0 else { return pauseAccepting() }
+        Glibc.close(spareFD)
+        spareFD = -1
+        // The listener is blocking for io_uring's sake; nonblocking while we drain its queue here.
+        let flags = fcntl(listener, F_GETFL)
+        _ = fcntl(listener, F_SETFL, flags | O_NONBLOCK)
+        while true {
+            let fd = Listener.accept(listener, nonBlocking: true)
+            if fd >= 0 {
+                Glibc.close(fd)
+                counters.refuse()
+                continue
+            }
+            if errno == ECONNABORTED { continue }
+            break  // the queue is empty, or another thread took the freed descriptor (EMFILE)
+        }
+        _ = fcntl(listener, F_SETFL, flags)
+        spareFD = Self.openSpare()
+        // Unlike accept(2), io_uring's accept takes a descriptor number before it looks at the
+        // queue: at the limit it fails at once even with nothing queued. So rest in any case.
+        pauseAccepting()
+    }
+
+    /// Stops accepting for `acceptRetryNanoseconds`; connections arriving meanwhile wait in the
+    /// kernel's queue (up to --backlog).
+    func pauseAccepting() {
+        guard !acceptPaused else { return }
+        acceptPaused = true
+        curing_timeout(ring, Self.acceptRetryNanoseconds, UserData(.acceptPause).raw)
+    }
+
+    func resumeAccepting() {
+        guard running else { return }
+        acceptPaused = false
+        if spareFD < 0 { spareFD = Self.openSpare() }
+        if !acceptArmed { armAccept() }
+    }
+}
