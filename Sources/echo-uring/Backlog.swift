@@ -11,9 +11,13 @@ struct Backlog {
     private let block: UnsafeMutableRawPointer
     private static let headerSize = 3 * MemoryLayout<Int>.stride
 
-    /// A block holding `front` then `back`; nil when memory is exhausted.
-    init?(_ front: UnsafeRawBufferPointer, then back: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) {
-        let capacity = front.count + back.count
+    /// A block holding `front` then `back`, with room for at least `capacity` bytes; nil when
+    /// memory is exhausted.
+    init?(
+        _ front: UnsafeRawBufferPointer, then back: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
+        capacity: Int = 0
+    ) {
+        let capacity = max(capacity, front.count + back.count)
         guard let block = malloc(Self.headerSize + capacity) else { return nil }
         self.block = block
         start = 0
@@ -32,12 +36,12 @@ struct Backlog {
     /// Marks `count` more bytes as sent.
     func consume(_ count: Int) { start += count }
 
-    /// Adds bytes at the end, growing the block when needed; false when memory is exhausted.
-    /// Returns a possibly moved block through `self`.
+    /// Adds bytes at the end, growing the block (doubling, so a burst of appends copies each byte
+    /// a bounded number of times) when needed; false when memory is exhausted.
     @discardableResult
     mutating func appendGrowing(_ bytes: UnsafeRawBufferPointer) -> Bool {
         if append(bytes) { return true }
-        guard let grown = Backlog(unsent, then: bytes) else { return false }
+        guard let grown = Backlog(unsent, then: bytes, capacity: 2 * capacity) else { return false }
         free()
         self = grown
         return true

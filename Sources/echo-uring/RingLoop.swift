@@ -28,6 +28,7 @@ final class RingLoop: @unchecked Sendable {
     static let acceptRetryNanoseconds: Int64 = 100_000_000
     /// Completions copied out of the queue per pass.
     static let reapBatch = 256
+    static let batchesPerPass = 4
 
     let index: Int
     let ring: OpaquePointer
@@ -114,7 +115,10 @@ final class RingLoop: @unchecked Sendable {
             if result < 0 && result != -EINTR && result != -EAGAIN && result != -EBUSY && result != -ETIME {
                 Lifecycle.fail(tool: "echo-uring", message: "io_uring_enter failed: \(errnoDescription(-result))")
             }
-            while true {
+            // A bounded number of batches per pass: without DEFER_TASKRUN the kernel posts
+            // completions whenever this thread returns from any syscall, so "until the queue is
+            // empty" could last forever and starve the submissions (a cancel, a send) it waits on.
+            for _ in 0..<Self.batchesPerPass {
                 let count = Int(curing_reap(ring, completions, UInt32(Self.reapBatch)))
                 for slot in 0..<count { handle(completions[slot]) }
                 if count < Self.reapBatch { break }
