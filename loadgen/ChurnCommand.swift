@@ -16,19 +16,19 @@ extension Loadgen {
 
         @OptionGroup(title: "Connections") var connection: TargetOptions
 
-        @Option(parsing: .unconditional, help: ArgumentHelp("Lives in flight at once (default 64).", valueName: "k"),
+        @Option(parsing: .unconditional, help: ArgumentHelp("Lives in flight at once (default: 64).", valueName: "k"),
                 transform: OptionValue.count("--concurrency", in: 1...16384))
         var concurrency: Int = 64
 
-        @Option(parsing: .unconditional, help: ArgumentHelp("Bytes each life echoes (K = 1024; default 16).", valueName: "bytes"),
+        @Option(parsing: .unconditional, help: ArgumentHelp("Bytes each life echoes (K = 1024) (default: 16).", valueName: "bytes"),
                 transform: OptionValue.size("--size", maximum: 65536))
         var size: Int = 16
 
-        @Option(parsing: .unconditional, help: ArgumentHelp("Measured time (default 10s).", valueName: "duration"),
+        @Option(parsing: .unconditional, help: ArgumentHelp("Measured time (default: 10s).", valueName: "duration"),
                 transform: OptionValue.positiveDuration("--duration"))
         var duration: Duration = .seconds(10)
 
-        @Option(parsing: .unconditional, help: ArgumentHelp("Unmeasured churn first (default 1s).", valueName: "duration"),
+        @Option(parsing: .unconditional, help: ArgumentHelp("Unmeasured churn first (default: 1s).", valueName: "duration"),
                 transform: OptionValue.duration("--warmup"))
         var warmup: Duration = .seconds(1)
 

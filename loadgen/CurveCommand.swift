@@ -19,26 +19,26 @@ extension Loadgen {
 
         @OptionGroup(title: "Connections") var connection: ConnectionOptions
 
-        @Option(parsing: .unconditional, help: ArgumentHelp("Bytes per message (K, M are powers of 1024; default 64).", valueName: "bytes"),
+        @Option(parsing: .unconditional, help: ArgumentHelp("Bytes per message (K, M are powers of 1024) (default: 64).", valueName: "bytes"),
                 transform: OptionValue.size("--size", maximum: ByteCount.maxBufferSize))
         var size: Int = 64
 
-        @Option(parsing: .unconditional, help: ArgumentHelp("Offered rates in msgs/s, comma-separated (10k, 20000, 1.5M: powers of 1000), or 'auto' (default auto).", valueName: "list"))
+        @Option(parsing: .unconditional, help: ArgumentHelp("Offered rates in msgs/s, comma-separated (10k, 20000, 1.5M: powers of 1000), or 'auto'.", valueName: "list"))
         var rates: String = "auto"
 
-        @Option(parsing: .unconditional, help: ArgumentHelp("With auto: the first rate (default 1000).", valueName: "msgs/s"),
+        @Option(parsing: .unconditional, help: ArgumentHelp("With auto: the first rate (default: 1000).", valueName: "msgs/s"),
                 transform: OptionValue.rate("--start-rate"))
         var startRate: Double = 1000
 
-        @Option(parsing: .unconditional, help: ArgumentHelp("The latency bound a step must meet (default 10ms).", valueName: "duration"),
+        @Option(parsing: .unconditional, help: ArgumentHelp("The latency bound a step must meet (default: 10ms).", valueName: "duration"),
                 transform: OptionValue.positiveDuration("--p99-limit"))
         var p99Limit: Duration = .milliseconds(10)
 
-        @Option(parsing: .unconditional, help: ArgumentHelp("Measured time per step (default 5s).", valueName: "duration"),
+        @Option(parsing: .unconditional, help: ArgumentHelp("Measured time per step (default: 5s).", valueName: "duration"),
                 transform: OptionValue.positiveDuration("--duration"))
         var duration: Duration = .seconds(5)
 
-        @Option(parsing: .unconditional, help: ArgumentHelp("Unmeasured load before each step (default 1s).", valueName: "duration"),
+        @Option(parsing: .unconditional, help: ArgumentHelp("Unmeasured load before each step (default: 1s).", valueName: "duration"),
                 transform: OptionValue.duration("--warmup"))
         var warmup: Duration = .seconds(1)
 

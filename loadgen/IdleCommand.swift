@@ -15,11 +15,11 @@ extension Loadgen {
 
         @OptionGroup(title: "Connections") var connection: ConnectionOptions
 
-        @Option(parsing: .unconditional, help: ArgumentHelp("Bytes of the one message echoed on each connection (K = 1024; default 16).", valueName: "bytes"),
+        @Option(parsing: .unconditional, help: ArgumentHelp("Bytes of the one message echoed on each connection (K = 1024) (default: 16).", valueName: "bytes"),
                 transform: OptionValue.size("--size", maximum: 65536))
         var size: Int = 16
 
-        @Option(parsing: .unconditional, help: ArgumentHelp("How long to hold the connections open before reading the server (default 1s).", valueName: "duration"),
+        @Option(parsing: .unconditional, help: ArgumentHelp("How long to hold the connections open before reading the server (default: 1s).", valueName: "duration"),
                 transform: OptionValue.duration("--hold"))
         var hold: Duration = .seconds(1)
 

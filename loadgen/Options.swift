@@ -4,11 +4,11 @@ import EchoProtocol
 /// Where to connect and how to read the server: every command that talks to one target.
 struct TargetOptions: ParsableArguments {
     @Option(
-        parsing: .unconditional, help: ArgumentHelp("The echo server, as HOST:PORT: 127.0.0.1:7007, [::1]:7007 or localhost:7007 (default 127.0.0.1:7007).", valueName: "host:port"))
+        parsing: .unconditional, help: ArgumentHelp("The echo server, as HOST:PORT: 127.0.0.1:7007, [::1]:7007 or localhost:7007.", valueName: "host:port"))
     var target: String = "127.0.0.1:7007"
 
     @Option(
-        parsing: .unconditional, help: ArgumentHelp("How long connecting, and then the first echo, may each take per connection (default 5s).", valueName: "duration"),
+        parsing: .unconditional, help: ArgumentHelp("How long connecting, and then the first echo, may each take per connection (default: 5s).", valueName: "duration"),
         transform: OptionValue.positiveDuration("--connect-timeout"))
     var connectTimeout: Duration = .seconds(5)
 
@@ -86,7 +86,7 @@ struct ConnectionOptions: ParsableArguments {
 
     @Option(
         name: [.customShort("c"), .long],
-        parsing: .unconditional, help: ArgumentHelp("Connections to open (default 50; 10k = 10000; each needs one open file; see --source-addresses beyond ~28k).", valueName: "n"),
+        parsing: .unconditional, help: ArgumentHelp("Connections to open (10k = 10000; each needs one open file; see --source-addresses beyond ~28k) (default: 50).", valueName: "n"),
         transform: OptionValue.count("--connections", in: 1...10_000_000))
     var connections: Int = 50
 
@@ -96,7 +96,7 @@ struct ConnectionOptions: ParsableArguments {
     var connectRate: Double?
 
     @Option(
-        parsing: .unconditional, help: ArgumentHelp("Client event loops, one thread each (default 1); connections are dealt to them in turn.", valueName: "n"),
+        parsing: .unconditional, help: ArgumentHelp("Client event loops, one thread each; connections are dealt to them in turn (default: 1).", valueName: "n"),
         transform: OptionValue.count("--threads", in: 1...256))
     var threads: Int = 1
 

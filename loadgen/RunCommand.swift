@@ -19,12 +19,12 @@ extension Loadgen {
         @OptionGroup(title: "Connections") var connection: ConnectionOptions
 
         @Option(
-            parsing: .unconditional, help: ArgumentHelp("Bytes per message: 64, 1K, 16KiB (K, M, G are powers of 1024; default 64).", valueName: "bytes"),
+            parsing: .unconditional, help: ArgumentHelp("Bytes per message: 64, 1K, 16KiB (K, M, G are powers of 1024) (default: 64).", valueName: "bytes"),
             transform: OptionValue.size("--size", maximum: ByteCount.maxBufferSize))
         var size: Int = 64
 
         @Option(
-            parsing: .unconditional, help: ArgumentHelp("Messages in flight per connection (closed loop; default 1). With --rate: the most one connection may hold unanswered (default 64).", valueName: "n"),
+            parsing: .unconditional, help: ArgumentHelp("Messages in flight per connection (closed loop); with --rate, the most one connection may hold unanswered (default: 1; with --rate, 64).", valueName: "n"),
             transform: OptionValue.count("--depth", in: 1...LoadRun.maxDepth))
         var depth: Int?
 
@@ -33,11 +33,11 @@ extension Loadgen {
             transform: OptionValue.rate("--rate"))
         var rate: Double?
 
-        @Option(parsing: .unconditional, help: ArgumentHelp("Length of the measured phase: 500ms, 10s, 2m (default 10s).", valueName: "duration"),
+        @Option(parsing: .unconditional, help: ArgumentHelp("Length of the measured phase: 500ms, 10s, 2m (default: 10s).", valueName: "duration"),
                 transform: OptionValue.positiveDuration("--duration"))
         var duration: Duration = .seconds(10)
 
-        @Option(parsing: .unconditional, help: ArgumentHelp("Load before measuring starts, not counted (default 1s).", valueName: "duration"),
+        @Option(parsing: .unconditional, help: ArgumentHelp("Load before measuring starts, not counted (default: 1s).", valueName: "duration"),
                 transform: OptionValue.duration("--warmup"))
         var warmup: Duration = .seconds(1)
 

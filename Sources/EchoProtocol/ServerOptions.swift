@@ -4,7 +4,7 @@ import ArgumentParser
 /// stay in their own executable; so does `OffloadOption`, which only an event-loop server can use.
 public struct ServerOptions: ParsableArguments, Sendable {
     @Option(
-        parsing: .unconditional, help: "Address to listen on: 127.0.0.1, ::1, :: (every address), 0.0.0.0, or a name such as localhost (default: 127.0.0.1).")
+        parsing: .unconditional, help: "Address to listen on: 127.0.0.1, ::1, :: (every address), 0.0.0.0, or a name such as localhost.")
     public var host: String = "127.0.0.1"
 
     @Option(

@@ -37,9 +37,15 @@ public final class ServerRuntime: Sendable {
         Lifecycle.prepare()
         let counters = ServerCounters()
         let startedAt = ContinuousClock.now
+        // The stats port is opened before the echo port: its failure must say it is the stats port,
+        // or `--host 10.1.2.3 --port 7100` would read as a failure of port 0.
         let address = orExit(tool: "echo-\(variant)") {
-            try StatsEndpoint.start(host: options.host, port: options.statsPort) {
-                ServerSnapshot.ofSelf(variant: variant, counters: counters, startedAt: startedAt)
+            do {
+                return try StatsEndpoint.start(host: options.host, port: options.statsPort) {
+                    ServerSnapshot.ofSelf(variant: variant, counters: counters, startedAt: startedAt)
+                }
+            } catch {
+                throw StartupError("the stats port (--stats-port \(options.statsPort)): \(error)")
             }
         }
         let runtime = ServerRuntime(

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import EchoProtocol
 import Foundation
 import Testing
@@ -100,5 +103,50 @@ struct CarelessUserTests {
             #expect(outcome.status == 64, "\(arguments): \(outcome.stderr)")
             #expect(outcome.stderr.split(separator: "\n").first.map(String.init) == firstLine, "\(arguments): \(outcome.stderr)")
         }
+    }
+
+    /// Every server's --help lists the options it takes, and only those.
+    @Test(arguments: [
+        ("echo-threads", ["--stack-size"], ["--offload", "--loops"]),
+        ("echo-libev", ["--loops", "--offload"], ["--stack-size"]),
+        ("echo-tasks", ["--io", "--loops", "--executor", "--threads", "--read-until-eagain", "--offload"], ["--stack-size"]),
+    ])
+    func everyServerListsItsOptions(_ server: String, _ own: [String], _ others: [String]) throws {
+        let help = try CommandLineTests.tool(server, ["--help"])
+        #expect(help.status == 0)
+        let shared = ["--host", "--port", "--backlog", "--buffer-size", "--max-connections", "--stats-port", "--work", "--block",
+                      "--block-every", "--version"]
+        for option in shared + own { #expect(help.stdout.contains("  \(option) "), "\(server) --help lacks \(option)") }
+        for option in others { #expect(!help.stdout.contains("  \(option) "), "\(server) --help offers \(option)") }
+    }
+
+    /// Defaults read one way everywhere, `(default: X)`, once per option.
+    @Test(arguments: [
+        ("loadgen", ["run"]), ("loadgen", ["idle"]), ("loadgen", ["churn"]), ("loadgen", ["curve"]), ("loadgen", ["sweep"]),
+        ("loadgen", ["merge"]), ("echo-threads", []), ("echo-libev", []), ("echo-tasks", []), ("handoff", ["sleepers"]),
+    ])
+    func defaultsAreWrittenOneWay(_ tool: String, _ subcommand: [String]) throws {
+        let help = try CommandLineTests.tool(tool, subcommand + ["--help"])
+        #expect(help.status == 0)
+        #expect(!help.stdout.contains("(default "), "\(help.stdout)")
+        // One option's help is the lines from its name to the next option's.
+        let options = help.stdout.components(separatedBy: "\n  -").dropFirst()
+        for option in options {
+            let flat = option.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            #expect(flat.components(separatedBy: "default:").count <= 2, "default given twice: \(flat)")
+        }
+    }
+
+    /// A port that cannot be bound is named, and so is the stats port.
+    @Test func bindErrorsNameThePortAndWhetherItIsTheStatsPort() throws {
+        let taken = try Listener.open(host: "127.0.0.1", port: 0, backlog: 1, nonBlocking: false)[0]
+        defer { close(taken) }
+        let port = try #require(Listener.boundAddress(of: taken)).port
+        let stats = try CommandLineTests.tool("echo-libev", ["--port", "0", "--stats-port", "\(port)"])
+        #expect(stats.status == 1)
+        #expect(stats.stderr == "echo-libev: the stats port (--stats-port \(port)): cannot bind 127.0.0.1:\(port): Address already in use\n")
+        let echo = try CommandLineTests.tool("echo-threads", ["--port", "\(port)"])
+        #expect(echo.status == 1)
+        #expect(echo.stderr == "echo-threads: cannot bind 127.0.0.1:\(port): Address already in use\n")
     }
 }

@@ -56,7 +56,7 @@ extension Loadgen {
         @Option(parsing: .unconditional, help: ArgumentHelp("Bytes per message. (default: 64)", valueName: "bytes"), transform: OptionValue.size("--size", maximum: ByteCount.maxBufferSize))
         var size: Int = 64
 
-        @Option(parsing: .unconditional, help: ArgumentHelp("Messages in flight per connection (closed loop; default 1); with --rate the most one may hold.", valueName: "n"),
+        @Option(parsing: .unconditional, help: ArgumentHelp("Messages in flight per connection, closed loop (default: 1); with --rate, the most one may hold.", valueName: "n"),
                 transform: OptionValue.count("--depth"))
         var depth: Int?
 

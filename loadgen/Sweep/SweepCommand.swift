@@ -35,7 +35,7 @@ struct Sweep: ParsableCommand {
 
     @Option(
         parsing: .unconditional, help: ArgumentHelp(
-            "This package's servers to sweep (echo-NAME beside loadgen), comma-separated; '' for none (default threads,libev,tasks).",
+            "This package's servers to sweep (echo-NAME beside loadgen), comma-separated; '' for none.",
             valueName: "names"))
     var servers: String = "threads,libev,tasks"
 
@@ -53,7 +53,7 @@ struct Sweep: ParsableCommand {
             valueName: "name=options"))
     var scenarios: [String] = []
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Lives in flight in each step's churn phase (connect, one echo, close) after the loaded one (default 64).", valueName: "k"),
+    @Option(parsing: .unconditional, help: ArgumentHelp("Lives in flight in each step's churn phase (connect, one echo, close) after the loaded one (default: 64).", valueName: "k"),
             transform: OptionValue.count("--churn-concurrency", in: 1...16384))
     var churnConcurrency: Int = 64
 
@@ -67,44 +67,44 @@ struct Sweep: ParsableCommand {
             transform: OptionValue.count("--curve-at"))
     var curveAt: Int?
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("The curve's latency bound (default 10ms).", valueName: "duration"),
+    @Option(parsing: .unconditional, help: ArgumentHelp("The curve's latency bound (default: 10ms).", valueName: "duration"),
             transform: OptionValue.positiveDuration("--p99-limit"))
     var p99Limit: Duration = .milliseconds(10)
 
     @Option(
-        parsing: .unconditional, help: ArgumentHelp("Connection counts, comma-separated; 10k = 10000 (default 100,1000,5000,10000,19000).", valueName: "list"),
+        parsing: .unconditional, help: ArgumentHelp("Connection counts, comma-separated; 10k = 10000 (default: 100,1000,5000,10000,19000).", valueName: "list"),
         transform: Sweep.counts)
     var connections: [Int] = [100, 1000, 5000, 10000, 19000]
 
     @Option(
-        parsing: .unconditional, help: ArgumentHelp("Connections that send in the loaded phase; the rest of the N stay idle (default 100).", valueName: "n"),
+        parsing: .unconditional, help: ArgumentHelp("Connections that send in the loaded phase; the rest of the N stay idle (default: 100).", valueName: "n"),
         transform: OptionValue.count("--active"))
     var active: Int = 100
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Message size (64, 1K, ...; K = 1024) (default 64).", valueName: "bytes"),
+    @Option(parsing: .unconditional, help: ArgumentHelp("Message size (64, 1K, ...; K = 1024) (default: 64).", valueName: "bytes"),
             transform: OptionValue.size("--size", maximum: ByteCount.maxBufferSize))
     var size: Int = 64
 
     @Option(
-        parsing: .unconditional, help: ArgumentHelp("Messages in flight per active connection, closed loop (default 1).", valueName: "n"),
+        parsing: .unconditional, help: ArgumentHelp("Messages in flight per active connection, closed loop (default: 1).", valueName: "n"),
         transform: OptionValue.count("--depth", in: 1...LoadRun.maxDepth))
     var depth: Int = 1
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Measured time of each loaded phase (default 5s).", valueName: "duration"),
+    @Option(parsing: .unconditional, help: ArgumentHelp("Measured time of each loaded phase (default: 5s).", valueName: "duration"),
             transform: OptionValue.positiveDuration("--duration"))
     var duration: Duration = .seconds(5)
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Unmeasured load before each measured phase (default 1s).", valueName: "duration"),
+    @Option(parsing: .unconditional, help: ArgumentHelp("Unmeasured load before each measured phase (default: 1s).", valueName: "duration"),
             transform: OptionValue.duration("--warmup"))
     var warmup: Duration = .seconds(1)
 
     @Option(
-        parsing: .unconditional, help: ArgumentHelp("How long the idle connections are held before the server's memory is read (default 1s).", valueName: "duration"),
+        parsing: .unconditional, help: ArgumentHelp("How long the idle connections are held before the server's memory is read (default: 1s).", valueName: "duration"),
         transform: OptionValue.duration("--hold"))
     var hold: Duration = .seconds(1)
 
     @Option(
-        parsing: .unconditional, help: ArgumentHelp("Client event loops in the loaded phase (default 1).", valueName: "n"),
+        parsing: .unconditional, help: ArgumentHelp("Client event loops in the loaded phase (default: 1).", valueName: "n"),
         transform: OptionValue.count("--threads", in: 1...256))
     var threads: Int = 1
 
@@ -119,7 +119,7 @@ struct Sweep: ParsableCommand {
     @Flag(help: "Pin nothing.")
     var noPin = false
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Folder for results.csv, results.json, the SVG charts and index.html (default results).", valueName: "dir"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Folder for results.csv, results.json, the SVG charts and index.html.", valueName: "dir"))
     var out: String = "results"
 
     @Flag(help: "No live line on stderr (it is shown only on a terminal anyway).")
