@@ -94,6 +94,9 @@ final class ClientLoop: @unchecked Sendable {
     /// Open loop: how late each measured message left (send time − scheduled time). Its own histogram, so
     /// the client's oversleeping can be told from the server's latency, which includes it.
     private var lateness = Histogram<UInt64>(highestTrackableValue: highestLatency, numberOfSignificantValueDigits: .three)
+    /// With `plan.intervalNanoseconds`: the current interval's latencies, and its index in the measured phase.
+    private var intervalLatency = IntervalRecording.emptyHistogram()
+    private var intervalIndex = 0
 
     // Open loop: message n of this loop is due at startedAt + n·interval on connection openList[n % count].
     private var interval: Double = 0
@@ -574,6 +577,7 @@ final class ClientLoop: @unchecked Sendable {
             if now >= measureAt && now < stopAt {
                 measured.record(latency)
                 connection.pointee.measuredMessages &+= 1
+                if plan.intervalNanoseconds > 0 { recordInterval(latency, now: now) }
             }
             if plan.liveLatency { live.record(latency) }
             if closedLoopDepth > 0 && sending && now < stopAt {
@@ -583,6 +587,24 @@ final class ClientLoop: @unchecked Sendable {
             if connection.pointee.messagesDone == 1 { greeted() }
         }
         if queuedNew && !connection.pointee.wantsOutput { pump(index) }
+    }
+
+    /// Latency over time: an interval's histogram is kept as sparse (value, count) pairs when the next
+    /// interval begins, so a long run holds only what was recorded.
+    @inline(__always)
+    private func recordInterval(_ latency: UInt64, now: UInt64) {
+        let index = Int((now &- measureAt) / plan.intervalNanoseconds)
+        if index != intervalIndex {
+            flushInterval()
+            intervalIndex = index
+        }
+        intervalLatency.record(latency)
+    }
+
+    private func flushInterval() {
+        guard intervalLatency.totalCount > 0 else { return }
+        outcome.intervals[intervalIndex] = intervalLatency.recordedValues().filter { $0.count > 0 }.map { ($0.value, $0.count) }
+        intervalLatency.reset()
     }
 
     /// The connection ended (end of stream, reset, failed read or write). With bytes still owed, the
@@ -673,6 +695,7 @@ final class ClientLoop: @unchecked Sendable {
         outcome.completed = completed
         outcome.echoed = echoed
         outcome.latency = measured
+        if plan.intervalNanoseconds > 0 { flushInterval() }
         outcome.sendLateness = lateness
         publish()
         status.finished.store(true, ordering: .releasing)
@@ -697,4 +720,6 @@ struct LoopOutcome {
     var errors = ErrorCounts()
     /// The loop thread's CPU over its wall time, from start to end (100 = a full core).
     var busyPercent = 0.0
+    /// With intervals: interval index in the measured phase → the latencies recorded in it (value, count).
+    var intervals: [Int: [(UInt64, UInt64)]] = [:]
 }

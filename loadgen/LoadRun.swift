@@ -1,4 +1,5 @@
 import EchoProtocol
+import Foundation
 
 /// One load run: connect, warm up, measure, drain, report. A value the CLI and the sweep build and run:
 ///
@@ -26,6 +27,8 @@ struct LoadRun: Sendable {
     var drainTimeout: Duration = .seconds(5)
     /// Client loops poll without sleeping (`--spin`).
     var spin = false
+    /// Latency over time (`--histogram-log`, `--heatmap`): filled with the measured phase's intervals.
+    var intervals: IntervalRecording? = nil
 
     static let defaultOpenLoopDepth = 64
     static let maxDepth = 4096
@@ -58,7 +61,7 @@ struct LoadRun: Sendable {
 
         let group = try LoopGroup(settings: connection, messageSize: messageSize, workload: workload,
                                   drainTimeout: drainTimeout, liveLatency: true,  // also for the per-second series
-                                  spin: spin)
+                                  spin: spin, intervalNanoseconds: intervals?.length.nanoseconds ?? 0)
         let watch = Watch(group: group, requested: connection.connections, progress: progress, stop: stop)
         let connect = ConnectPhase.run(group, watch: watch, settings: connection)
         let (established, connectSeconds, overflows) = (connect.established, connect.seconds, connect.listenOverflows)
@@ -171,6 +174,12 @@ struct LoadRun: Sendable {
             latencyHistogram: latency, provenance: .current(), perSecond: watch.series)
         if rate != nil { SendLateness.attach(lateness, to: &result) }
         result.client.busiestLoopPercent = outcomes.map(\.busyPercent).max()
+        if let intervals {
+            // The wall-clock time of the measured phase's start, for the interval log's header.
+            let sinceMeasureStart = Double(monotonicNanoseconds() - measureAt) / 1e9
+            intervals.collect(outcomes.map(\.intervals), windowSeconds: window,
+                              startEpochSeconds: Date().timeIntervalSince1970 - sinceMeasureStart)
+        }
         return result
     }
 

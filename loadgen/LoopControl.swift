@@ -35,6 +35,8 @@ struct LoopPlan: Sendable {
     var liveLatency: Bool
     /// Poll epoll without sleeping (`--spin`): a full core, and no late wake-ups.
     var spin = false
+    /// Keep a histogram per interval of this length (ns) of the measured phase; 0 = none.
+    var intervalNanoseconds: UInt64 = 0
 }
 
 /// The coordinator's instructions to every loop: atomics the loops read once per wake-up, plus an

@@ -47,6 +47,8 @@ extension Loadgen {
 
         @OptionGroup(title: "Output") var progress: ProgressOption
 
+        @OptionGroup(title: "Latency over time") var overTime: LatencyOverTimeOptions
+
         @Option(
             parsing: .unconditional, help: ArgumentHelp("Also write the latency distribution here, in HdrHistogram's .hgrm text format (µs).", valueName: "file"))
         var percentiles: String?
@@ -57,13 +59,19 @@ extension Loadgen {
             }
             if let csv = output.csv { try OutputPaths.checkCSV(csv, header: Report.runCSVHeader, kind: "run") }
             if let percentiles { try OutputPaths.checkFile(percentiles, option: "--percentiles") }
+            if let log = overTime.histogramLog { try OutputPaths.checkFile(log, option: "--histogram-log") }
+            if let heatmap = overTime.heatmap { try OutputPaths.checkFile(heatmap, option: "--heatmap") }
         }
 
         func run() throws {
+            let recording = overTime.recording()
             let result = measure(connection, progress) { settings, progress, stop throws(StartupError) in
                 try LoadRun(connection: settings, messageSize: size, depth: depth, rate: rate, duration: duration,
-                            warmup: warmup, spin: spinning.spin).run(progress: progress, stop: stop)
+                            warmup: warmup, spin: spinning.spin, intervals: recording).run(progress: progress, stop: stop)
             }
+            let written = overTime.write(
+                recording, title: "Latency over time: \(result.target), \(TextFormat.grouped(result.settings.connections)) connections",
+                footer: [Report.table(result).split(separator: "\n").first.map(String.init) ?? ""])
             if let percentiles, let histogram = result.latencyHistogram {
                 PercentileFile.write(histogram, to: percentiles)
             }
@@ -71,6 +79,7 @@ extension Loadgen {
             try ExitStatus.finish(
                 succeeded: result.succeeded, interrupted: result.stopReason == ExitStatus.interruptedReason,
                 why: NothingCompleted.reason(result) ?? result.failureLine)
+            if !written { throw ExitCode(1) }
         }
     }
 }

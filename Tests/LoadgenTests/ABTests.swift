@@ -53,9 +53,21 @@ struct ABTests {
         #expect(decoded == result)
     }
 
+    @Test func commandLineNeedsTwoDistinctContenders() throws {
+        #expect(throws: (any Error).self) { try Loadgen.AB.parse(["--target", "127.0.0.1:7007"]) }
+        #expect(throws: (any Error).self) { try Loadgen.AB.parse(["--target", "a=127.0.0.1:7007", "--target", "a=127.0.0.1:7008"]) }
+        #expect(throws: (any Error).self) { try Loadgen.AB.parse(["--servers", "threads", "--server", "x=no-port-here"]) }
+        let command = try Loadgen.AB.parse(["--servers", "threads", "--server", "c=prog {port}", "--target", "127.0.0.1:7007", "--rounds", "3"])
+        #expect(try command.contenders(in: URL(fileURLWithPath: "/bin")).map(\.name) == ["threads", "c", "127.0.0.1:7007"])
+        #expect(command.rounds == 3)
+    }
+}
+
+/// In SweepTests' suite: it starts servers, and that suite checks none is left running.
+extension SweepTests {
     /// Started servers: each run gets a fresh one, read through its stats port; a command that cannot
     /// start fails its runs, and the comparison says it is incomplete.
-    @Test func startedServersAreFreshPerRunAndFailuresAreReported() throws {
+    @Test func abStartsServersFreshPerRunAndReportsFailures() throws {
         var settings = ConnectionSettings(target: SocketAddress("127.0.0.1", port: 7)!, connections: 2)
         settings.connectTimeout = .seconds(2)
         let load = LoadRun(connection: settings, duration: .milliseconds(300), warmup: .milliseconds(100), drainTimeout: .seconds(2))
@@ -80,14 +92,5 @@ struct ABTests {
         #expect(broken.failures.count == 1 && broken.failures[0].contains("none"), "\(broken.failures)")
         #expect(broken.comparisons.isEmpty)
         #expect(broken.table.contains("failed"))
-    }
-
-    @Test func commandLineNeedsTwoDistinctContenders() throws {
-        #expect(throws: (any Error).self) { try Loadgen.AB.parse(["--target", "127.0.0.1:7007"]) }
-        #expect(throws: (any Error).self) { try Loadgen.AB.parse(["--target", "a=127.0.0.1:7007", "--target", "a=127.0.0.1:7008"]) }
-        #expect(throws: (any Error).self) { try Loadgen.AB.parse(["--servers", "threads", "--server", "x=no-port-here"]) }
-        let command = try Loadgen.AB.parse(["--servers", "threads", "--server", "c=prog {port}", "--target", "127.0.0.1:7007", "--rounds", "3"])
-        #expect(try command.contenders(in: URL(fileURLWithPath: "/bin")).map(\.name) == ["threads", "c", "127.0.0.1:7007"])
-        #expect(command.rounds == 3)
     }
 }

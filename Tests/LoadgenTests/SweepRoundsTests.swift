@@ -8,8 +8,8 @@ import Testing
 @testable import loadgen
 
 /// `sweep --rounds` (issue 21): every step N times, servers interleaved, medians with ranges.
-@Suite(.serialized)
-struct SweepRoundsTests {
+/// In SweepTests' suite: they start servers, and that suite checks none is left running.
+extension SweepTests {
     @Test func spreadIsMedianAndRange() throws {
         let spread = try #require(Spread([3, 1, 2, 10]))
         #expect(spread.median == 2.5 && spread.minimum == 1 && spread.maximum == 10 && spread.count == 4)
@@ -29,9 +29,9 @@ struct SweepRoundsTests {
     /// Two servers, one count, two rounds: the order alternates, each (server, count) has a summary
     /// row whose figures lie within their rounds, and the files carry it.
     @Test func roundsAlternateAndAreSummarised() throws {
-        let output = SweepTests.temporaryDirectory()
+        let output = Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: output) }
-        var plan = SweepTests.plan(SweepTests.variants, connections: [10], output: output)
+        var plan = Self.plan(Self.variants, connections: [10], output: output)
         plan.rounds = 2
         plan.churnConcurrency = nil
         let results = try SweepRunner(plan: plan).run()
@@ -57,5 +57,23 @@ struct SweepRoundsTests {
         #expect(throughput.contains(#"class="range""#))
         let decoded = try SweepResults.decode(Data(contentsOf: output.appendingPathComponent("results.json")))
         #expect(decoded.summary == results.summary && decoded.settings.rounds == 2)
+    }
+}
+
+extension SweepTests {
+    /// Every loaded phase leaves a heat map of its latency over time; index.html shows one per server.
+    @Test func loadedPhasesDrawHeatmapsIntoIndex() throws {
+        let output = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: output) }
+        var plan = Self.plan([SweptServer.variant("libev", in: SweptServer.productsDirectory)], connections: [10, 20], output: output)
+        plan.churnConcurrency = nil
+        plan.duration = .seconds(1)
+        let results = try SweepRunner(plan: plan).run()
+        #expect(results.complete, "\(SweepReport.table(results))")
+        #expect(results.steps.map(\.heatmap) == ["heatmap-libev-10.svg", "heatmap-libev-20.svg"])
+        let svg = try String(contentsOf: output.appendingPathComponent("heatmap-libev-20.svg"), encoding: .utf8)
+        #expect(svg.contains("messages</title></rect>"))
+        let index = try String(contentsOf: output.appendingPathComponent("index.html"), encoding: .utf8)
+        #expect(index.contains(#"<img src="heatmap-libev-20.svg""#) && !index.contains(#"<img src="heatmap-libev-10.svg""#))
     }
 }

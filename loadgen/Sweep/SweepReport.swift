@@ -135,6 +135,15 @@ enum SweepReport {
         for chart in charts {
             page.append(#"<img src="\#(chart.file.xmlEscaped)" alt="\#(chart.title.xmlEscaped)">"#)
         }
+        // Latency over time: one heat map per server, at the largest count whose loaded phase has one.
+        let heatmaps = results.serverNames.compactMap { name in
+            results.steps.filter { $0.server == name && $0.heatmap != nil }.max { $0.connections < $1.connections }?.heatmap
+        }
+        if !heatmaps.isEmpty {
+            page.append("<h2>Latency over time</h2>")
+            page.append("<p>Each server's loaded phase at its largest count: a column per second, a row per latency bucket, darker = more messages. Every loaded phase has one: <code>heatmap-SERVER-N.svg</code>.</p>")
+            for file in heatmaps { page.append(#"<img src="\#(file.xmlEscaped)" alt="latency over time">"#) }
+        }
         page.append("<h2>Results</h2>")
         page.append("<table>")
         let columns = visibleColumns(results)

@@ -38,6 +38,8 @@ struct SweepStep: Codable, Sendable, Equatable {
     var curve: CurveResult?
     /// The churn phase (unless `--no-churn`): connection lives against the same server, N still open.
     var churn: ChurnFigures?
+    /// The loaded phase's latency over time: an SVG heat map's file name in the output folder.
+    var heatmap: String? = nil
 
     /// The churn figures, if that phase completed.
     var completedChurn: ChurnFigures? {

@@ -266,6 +266,7 @@ final class SweepRunner {
         load.depth = plan.depth
         load.duration = plan.duration
         load.warmup = plan.warmup
+        load.intervals = IntervalRecording()
         let idle = population.open
         let result: LoadResult
         do {
@@ -287,6 +288,7 @@ final class SweepRunner {
             serverRSSKiB: result.server?.rssKiB, clientCPUPercent: result.client.cpuPercent,
             clientContextSwitchesPerMessage: result.client.contextSwitchesPerMessage,
             fairness: result.fairness.jainIndex, errors: result.errors.total, run: result)
+        step.heatmap = writeHeatmap(load.intervals, step: step)
         if result.errors.total > 0 {
             throw SweepFailure(
                 "loaded phase: \(result.errors.summary) errors; first: \(result.errors.firstError ?? "?")\(server.exitNote)")
@@ -294,6 +296,23 @@ final class SweepRunner {
         if !result.complete { throw SweepFailure("loaded phase: \(result.stopReason ?? "ended early")\(server.exitNote)") }
         if result.server == nil { throw SweepFailure("loaded phase: \(result.serverNote ?? "no server figures")") }
         if population.open != idle { throw SweepFailure("idle connections were lost during the loaded phase") }
+    }
+
+    /// The loaded phase's latency over time as `heatmap-SERVER-N[-roundR].svg` in the output folder;
+    /// its file name, or nil if it could not be written (the step's figures stand without it).
+    private func writeHeatmap(_ recording: IntervalRecording?, step: SweepStep) -> String? {
+        guard let recording else { return nil }
+        let name = "heatmap-\(step.server.replacingOccurrences(of: "/", with: "-"))-\(step.connections)"
+            + (step.round.map { "-round\($0)" } ?? "") + ".svg"
+        let title = "Latency over time: \(step.server), \(TextFormat.grouped(step.connections)) open, \(step.loaded?.active ?? 0) sending"
+        let svg = LatencyHeatmap(title: title, intervals: recording.intervals, footer: SweepCharts.footer(results)).render()
+        do {
+            try FileManager.default.createDirectory(at: plan.output, withIntermediateDirectories: true)
+            try svg.write(to: plan.output.appendingPathComponent(name), atomically: true, encoding: .utf8)
+            return name
+        } catch {
+            return nil
+        }
     }
 }
 
