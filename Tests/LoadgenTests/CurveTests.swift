@@ -42,6 +42,8 @@ struct CurveTests {
         curve.duration = .milliseconds(300)
         curve.warmup = .zero
         curve.rates = [500, 1000]
+        // Generous, as above: on a loaded machine a 10 ms p99 is missed by the client's own lateness.
+        curve.p99LimitMicroseconds = 200_000
         let result = try curve.run()
         #expect(result.steps.map(\.offered) == [500, 1000])
         #expect(result.steps.allSatisfy { $0.metBound && $0.errors == 0 }, "\(result.table)")
