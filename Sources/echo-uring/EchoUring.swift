@@ -13,6 +13,8 @@ import Synchronization
 /// until every loop is armed, announce, serve until SIGINT/SIGTERM, print the final stats.
 @main
 struct EchoUring: ParsableCommand {
+    static func main() { CommandLineMain.run(Self.self) }
+
     static let maxLoops = 256
 
     static let configuration = CommandConfiguration(

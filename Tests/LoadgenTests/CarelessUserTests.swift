@@ -32,6 +32,7 @@ struct CarelessUserTests {
         Case(tool: "loadgen", arguments: ["run", "--duration", "-1s"], firstLine: "Error: --duration must not be negative, got -1s"),
         Case(tool: "echo-libev", arguments: ["--port", "-1"], firstLine: "Error: --port must be 0...65535, got -1"),
         Case(tool: "echo-tasks", arguments: ["--work", "-1us"], firstLine: "Error: --work must not be negative, got -1us"),
+        Case(tool: "echo-uring", arguments: ["--loops", "-1"], firstLine: "Error: --loops must be 1...256, got -1"),
         // Every duration needs its unit, in every executable.
         Case(tool: "loadgen", arguments: ["run", "--duration", "5"], firstLine: "Error: --duration needs a unit: \(unitHint), got '5'"),
         Case(tool: "loadgen", arguments: ["idle", "--hold", "2"], firstLine: "Error: --hold needs a unit: \(unitHint), got '2'"),
@@ -68,7 +69,7 @@ struct CarelessUserTests {
         #expect(try ServerOptions.parse(["--max-connections", "10k", "--buffer-size", "64KiB"]).maxConnections == 10_000)
     }
 
-    @Test(arguments: ["loadgen", "echo-threads", "echo-libev", "echo-tasks", "handoff"])
+    @Test(arguments: ["loadgen", "echo-threads", "echo-libev", "echo-tasks", "echo-uring", "handoff"])
     func everyExecutableSaysItsVersionAndCommit(_ tool: String) throws {
         let outcome = try CommandLineTests.tool(tool, ["--version"])
         #expect(outcome.status == 0)
@@ -110,6 +111,7 @@ struct CarelessUserTests {
         ("echo-threads", ["--stack-size"], ["--offload", "--loops"]),
         ("echo-libev", ["--loops", "--offload"], ["--stack-size"]),
         ("echo-tasks", ["--io", "--loops", "--executor", "--threads", "--read-until-eagain", "--offload"], ["--stack-size"]),
+        ("echo-uring", ["--loops", "--ring-buffers", "--recv", "--plain-ring"], ["--stack-size"]),
     ])
     func everyServerListsItsOptions(_ server: String, _ own: [String], _ others: [String]) throws {
         let help = try CommandLineTests.tool(server, ["--help"])
@@ -123,7 +125,8 @@ struct CarelessUserTests {
     /// Defaults read one way everywhere, `(default: X)`, once per option.
     @Test(arguments: [
         ("loadgen", ["run"]), ("loadgen", ["idle"]), ("loadgen", ["churn"]), ("loadgen", ["curve"]), ("loadgen", ["sweep"]),
-        ("loadgen", ["merge"]), ("echo-threads", []), ("echo-libev", []), ("echo-tasks", []), ("handoff", ["sleepers"]),
+        ("loadgen", ["merge"]), ("echo-threads", []), ("echo-libev", []), ("echo-tasks", []), ("echo-uring", []),
+        ("handoff", ["sleepers"]),
     ])
     func defaultsAreWrittenOneWay(_ tool: String, _ subcommand: [String]) throws {
         let help = try CommandLineTests.tool(tool, subcommand + ["--help"])
