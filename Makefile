@@ -41,7 +41,8 @@ peers: deps
 	bench/peers/build.sh .build-peers
 
 # A pinned sweep of the four servers and every peer that built, 3 rounds alternating (medians with
-# ranges), into results-compare/ (~27 minutes).
+# ranges), into results-compare/, then the failure scenarios with go-echo beside them, into
+# results-compare/scenarios/ (~32 minutes).
 compare: release peers
 	bench/compare.sh results-compare
 	@echo "charts: results-compare/index.html"

@@ -105,11 +105,11 @@ struct SweepTests {
         let output = Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: output) }
         let scenarios = [SweepScenario("base=")!, SweepScenario("block=--block 30ms --block-every 1")!]
-        var servers = scenarios.flatMap { scenario in Self.variants.compactMap { $0.under(scenario) } }
-        // A foreign server takes no options: it runs in the scenario without any only.
+        var servers = scenarios.flatMap { scenario in Self.variants.map { $0.under(scenario) } }
+        // A foreign server gets the options at the end of its command (go-echo takes them after its port).
         let foreign = SweptServer(foreign: "other=exit 3 # {port}")!
-        #expect(foreign.under(scenarios[1]) == nil)
-        servers += scenarios.prefix(1).compactMap { foreign.under($0) }
+        #expect(foreign.under(scenarios[1]).launch == .foreign(command: "exit 3 # {port} --block 30ms --block-every 1"))
+        servers += scenarios.prefix(1).map { foreign.under($0) }
         var plan = Self.plan(servers, connections: [10], output: output)
         plan.scenarios = scenarios
         let results = try SweepRunner(plan: plan).run()

@@ -86,6 +86,11 @@ static void ready(struct connection *c) {
 
 int main(int argc, char **argv) {
     if (argc < 2) { fprintf(stderr, "usage: %s PORT\n", argv[0]); return 2; }
+    // `loadgen sweep --scenario` appends options such as --block: refuse them rather than run
+    // without them under the scenario's name.
+    for (int i = 2; i < argc; i++) {
+        if (argv[i][0] == '-') { fprintf(stderr, "c-epoll-echo: no option %s\n", argv[i]); return 2; }
+    }
     signal(SIGPIPE, SIG_IGN);
     int listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;

@@ -40,6 +40,11 @@ done:
 
 int main(int argc, char **argv) {
     if (argc < 2) { fprintf(stderr, "usage: %s PORT [STACK_KIB]\n", argv[0]); return 2; }
+    // `loadgen sweep --scenario` appends options such as --block: refuse them rather than run
+    // without them under the scenario's name.
+    for (int i = 2; i < argc; i++) {
+        if (argv[i][0] == '-') { fprintf(stderr, "c-threads-echo: no option %s\n", argv[i]); return 2; }
+    }
     signal(SIGPIPE, SIG_IGN);  // a vanished client is an EPIPE, not a death
     pthread_attr_t attributes;
     pthread_attr_init(&attributes);

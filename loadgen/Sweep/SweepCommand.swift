@@ -49,7 +49,7 @@ struct Sweep: ParsableCommand {
     @Option(
         name: .customLong("scenario"),
         help: ArgumentHelp(
-            "Run every server under a scenario: NAME='SERVER-OPTIONS', e.g. block='--block 5ms --block-every 1000' (base= for none). Repeatable; charted as grouped bars per scenario.",
+            "Run every server under a scenario: NAME='SERVER-OPTIONS', e.g. block='--block 5ms --block-every 1000' (base= for none), the options appended to each server's command (--server's too: go-echo takes them). Repeatable; charted as grouped bars per scenario.",
             valueName: "name=options"))
     var scenarios: [String] = []
 
@@ -179,7 +179,7 @@ struct Sweep: ParsableCommand {
         let parsed = try parsedScenarios()
         if !parsed.isEmpty {
             // Scenario by scenario, each server in turn: a scenario's bars come from steps run close together.
-            result = parsed.flatMap { scenario in result.compactMap { $0.under(scenario) } }
+            result = parsed.flatMap { scenario in result.map { $0.under(scenario) } }
         }
         let names = result.map(\.name)
         guard Set(names).count == names.count else {

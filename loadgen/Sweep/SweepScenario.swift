@@ -2,8 +2,8 @@
 /// `block='--block 5ms --block-every 1000'`, so one sweep shows every server under every scenario.
 struct SweepScenario: Codable, Sendable, Equatable {
     var name: String
-    /// Added to each of this package's servers' arguments (split at spaces; no quoting). A foreign
-    /// server runs only in scenarios without options.
+    /// Added at the end of each server's command line (split at spaces; no quoting), a foreign
+    /// server's too: go-echo takes them; the C peers refuse them, so their step fails.
     var options: [String]
 
     /// Parses `NAME=OPTIONS` (OPTIONS may be empty: `base=`); nil for anything else.

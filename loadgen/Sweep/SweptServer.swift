@@ -29,16 +29,19 @@ struct SweptServer: Sendable, Equatable {
         return String(name.dropLast(scenario.count + 1))
     }
 
-    /// The same server with a scenario's options added (a foreign server has none to add).
-    func under(_ scenario: SweepScenario) -> SweptServer? {
+    /// The same server with a scenario's options added at the end of its command line. A foreign
+    /// server gets them too (go-echo takes `--work`, `--block`, `--block-every` after its port), so
+    /// Go is measured under the same switches; one that does not know them must refuse them (the C
+    /// peers do), and its step fails with that reason rather than running without the scenario.
+    func under(_ scenario: SweepScenario) -> SweptServer {
         var copy = self
         copy.name = "\(name)/\(scenario.name)"
         copy.scenario = scenario.name
         switch launch {
         case .variant(let executable, let arguments):
             copy.launch = .variant(executable: executable, arguments: arguments + scenario.options)
-        case .foreign:
-            guard scenario.options.isEmpty else { return nil }
+        case .foreign(let command):
+            copy.launch = .foreign(command: ([command] + scenario.options).joined(separator: " "))
         }
         return copy
     }
