@@ -36,6 +36,7 @@ func c_timerfd_settime(_ fd: Int32, _ flags: Int32, _ new: UnsafePointer<itimers
 /// architecture Swift runs on), and `struct epoll_event`'s layout.
 public enum Epoll {
     public static let input: UInt32 = 0x001  // EPOLLIN
+    public static let priority: UInt32 = 0x002  // EPOLLPRI: TCP urgent data is queued
     public static let output: UInt32 = 0x004  // EPOLLOUT
     public static let error: UInt32 = 0x008  // EPOLLERR
     public static let hangUp: UInt32 = 0x010  // EPOLLHUP

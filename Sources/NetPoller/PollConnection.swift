@@ -28,13 +28,15 @@ public struct PollConnection: Sendable {
         // Checked on every read, not only when parking: a connection that always has input never
         // parks, and must still stop when the server does.
         if Task.isCancelled { throw CancellationError() }
+        // And it must let its loop-mates run: after a budget of reads in one go, it yields.
+        if !descriptor.loop.spendBudget() { await descriptor.loop.yieldTurn() }
         while true {
             try await descriptor.waitUntilReadable()
             let count = Glibc.read(descriptor.fd, buffer.baseAddress, buffer.count)
             if count > 0 {
-                // Short means drained, unless the peer has closed: then the end of stream may sit
-                // behind these bytes with no event to come for it (Tokio keeps "read closed" too).
-                if count < buffer.count && descriptor.loop.shortReadDrains && !descriptor.peerClosed {
+                // Short means drained, unless the peer has closed or sent urgent data: then bytes
+                // or the end of stream may sit behind these with no event to come for them.
+                if descriptor.shortReadShowsDrained(count, capacity: buffer.count) {
                     descriptor.readable = false
                 }
                 return count

@@ -4,8 +4,9 @@ import Glibc
 
 /// What a loop knows of one registered descriptor: Go's `pollDesc` (runtime/netpoll.go), spelled out.
 ///
-/// - One epoll registration for the descriptor's whole life, edge-triggered for input and output at
-///   once (`EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET`), so nothing is ever re-armed or modified.
+/// - One epoll registration for the descriptor's whole life, edge-triggered for input, urgent data
+///   and output at once (`EPOLLIN|EPOLLPRI|EPOLLOUT|EPOLLRDHUP|EPOLLET`), so nothing is ever re-armed
+///   or modified.
 /// - Two readiness bits. Edge-triggered epoll reports a *change*, so the bits remember it: `readable`
 ///   is true from an input event (or registration) until a syscall says EAGAIN; likewise `writable`.
 /// - At most one waiting reader and one waiting writer, each an `UnsafeContinuation` of a parked task.
@@ -31,6 +32,20 @@ public final class PollDescriptor: @unchecked Sendable {
     /// read is no proof of "drained" (the end of stream may be queued behind the bytes just read, and
     /// no event will say so again), so reads go on until they see it.
     public private(set) var peerClosed = false
+    /// The peer sent urgent data (`MSG_OOB`): final, never cleared. Linux's `tcp_recvmsg` stops a
+    /// read at the urgent mark once it has copied something, so a read comes back short while bytes
+    /// are still queued behind the mark, and no event will say so again: after it, as after
+    /// `peerClosed`, a short read is no proof of "drained", and reads go on until EAGAIN.
+    public private(set) var urgentSeen = false
+
+    /// Whether a read of `count` bytes into a buffer of `capacity` shows the socket drained, so
+    /// the next read may wait for an event instead of trying the syscall (Tokio's rule). Only a
+    /// short read says so, and only while nothing can stop a read short with bytes left behind:
+    /// not after the peer's end of stream (`peerClosed`) or urgent data (`urgentSeen`).
+    @inline(__always)
+    func shortReadShowsDrained(_ count: Int, capacity: Int) -> Bool {
+        count < capacity && loop.shortReadDrains && !peerClosed && !urgentSeen
+    }
 
     private var reader: UnsafeContinuation<Void, any Error>?
     private var writer: UnsafeContinuation<Void, any Error>?
@@ -88,7 +103,8 @@ public final class PollDescriptor: @unchecked Sendable {
     /// waiters it concerns. An error or hang-up wakes both, so each sees it from its next syscall.
     func deliver(_ flags: UInt32) {
         if flags & (Epoll.readHangUp | Epoll.hangUp | Epoll.error) != 0 { peerClosed = true }
-        if flags & (Epoll.input | Epoll.readHangUp | Epoll.hangUp | Epoll.error) != 0 {
+        if flags & Epoll.priority != 0 { urgentSeen = true }
+        if flags & (Epoll.input | Epoll.priority | Epoll.readHangUp | Epoll.hangUp | Epoll.error) != 0 {
             readable = true
             resume(.read, with: nil)
         }

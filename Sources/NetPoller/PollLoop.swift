@@ -15,7 +15,8 @@ import Synchronization
 ///
 /// One iteration, top to bottom (`run`):
 /// 1. run the jobs that are ready, batch after batch (jobs they enqueue form the next batch), until
-///    none is left or `batchesPerPoll` batches have run;
+///    none is left, `batchesPerPoll` batches have run or `pollIntervalNanoseconds` have passed; each
+///    job gets a budget of `budgetPerJob` operations before its task yields (fairness);
 /// 2. call `epoll_wait`, blocking only if no job is ready;
 /// 3. deliver its events to the descriptors, which resume their waiters (enqueueing jobs);
 /// 4. if woken, take what other threads posted: jobs and cancellation requests.
@@ -32,7 +33,9 @@ public final class PollLoop: TaskExecutor, @unchecked Sendable {
 
     /// Treat a read shorter than the buffer as "drained" and wait for the next event instead of
     /// reading again to see EAGAIN (Tokio does; Go does not). Safe with edge-triggered epoll: any
-    /// byte that arrives after the read makes a new event. Set before the loop runs.
+    /// byte that arrives after the read makes a new event; the two cases where bytes are left behind
+    /// a short read with no event to come (end of stream, urgent data) turn it off per descriptor
+    /// (`PollDescriptor.shortReadShowsDrained`). Set before the loop runs.
     public let shortReadDrains: Bool
 
     /// Called on the loop's thread at the end of every iteration, e.g. to publish per-loop tallies.
@@ -48,10 +51,34 @@ public final class PollLoop: TaskExecutor, @unchecked Sendable {
     /// looking would starve the sockets. Go's scheduler strikes the same balance with its
     /// every-61st-schedule check of the global queue.
     private static let batchesPerPoll = 64
+    /// However many batches that is, the loop looks at epoll, its inbox and cancellation requests at
+    /// least this often while jobs keep coming (one clock read per batch). A job that runs longer
+    /// cannot be interrupted; `budgetPerJob` bounds the ones that keep finding data.
+    static let pollIntervalNanoseconds: UInt64 = 500_000
+    /// Operations that find data (reads that need not wait) one job may make before its task yields
+    /// the loop: Tokio's coop budget (128 per task poll), Go's preemption after 10 ms. Without it a
+    /// connection whose every read fills the buffer and whose every write fits never suspends, and
+    /// its loop never looks at epoll or at anyone else. At 16 KiB a read, 128 is about a millisecond
+    /// of one busy connection before the others get a turn; at 64 B, a yield per 128 messages costs
+    /// nothing measurable.
+    public static let budgetPerJob = 128
     private static let wakeToken: UInt64 = 0
 
-    /// The loop thread's id while `run` runs, else 0: how `enqueue` tells "from my own thread".
-    private let owner = Atomic<UInt>(0)
+    /// Who runs the loop: its thread's id (`pthread_self`), with bit 0 set while that thread is in a
+    /// blocking call made through `blocking`; 0 while no thread runs it (not started, stopped, or
+    /// being handed to another thread). How `enqueue` tells "from my own thread". One word, so that
+    /// "the call returned, the loop is still mine" and "the monitor took the loop" cannot both win.
+    private let state = Atomic<UInt>(0)
+    private static let inCallBit: UInt = 1
+    /// When the current marked call began (valid while `state` has the in-call bit).
+    private let callStarted = Atomic<UInt64>(0)
+    /// Jobs run so far (one writer, the loop's thread): the monitor's sign of life.
+    private let jobCount = Atomic<UInt>(0)
+    /// True while the loop's thread waits in `epoll_wait` with nothing to run (not stuck: idle).
+    private let waitingForEvents = Atomic<Bool>(false)
+    /// The group's monitor, which hands the loop to another thread during a long blocking call;
+    /// nil (a loop of its own, as in tests) runs `blocking` calls inline. Set before the loop runs.
+    var monitor: LoopMonitor?
     private let wakePending = Atomic<Bool>(false)
     private let stopRequested = Atomic<Bool>(false)
     private let inbox = Mutex(Inbox())
@@ -62,8 +89,16 @@ public final class PollLoop: TaskExecutor, @unchecked Sendable {
     }
 
     // The loop thread's own state.
+    /// What is left of the running job's `budgetPerJob`.
+    private var budget = 0
     private var ready: [UnownedJob] = []
+    /// Tasks that yielded their turn (`yieldTurn`), resumed at the start of the next batch.
+    private var yielded: [UnsafeContinuation<Void, Never>] = []
+    private var resuming: [UnsafeContinuation<Void, Never>] = []
     private var running: [UnownedJob] = []
+    /// The next job of `running` to run: a thread that loses the loop mid-batch leaves the rest of
+    /// the batch to the thread that takes it over.
+    private var runningIndex = 0
     /// Registered descriptors by fd number, as redis indexes its file events: 8 bytes a slot.
     private var descriptors: [PollDescriptor?] = []
     private var generation: UInt32 = 0
@@ -92,7 +127,7 @@ public final class PollLoop: TaskExecutor, @unchecked Sendable {
     /// True on the loop's own thread while it runs.
     @inline(__always)
     public var isCurrent: Bool {
-        owner.load(ordering: .relaxed) == UInt(pthread_self())
+        state.load(ordering: .relaxed) & ~Self.inCallBit == UInt(pthread_self())
     }
 
     // MARK: Jobs
@@ -131,33 +166,162 @@ public final class PollLoop: TaskExecutor, @unchecked Sendable {
 
     // MARK: The loop
 
-    /// Runs jobs and waits for events on the calling thread until `requestStop`.
+    /// Runs jobs and waits for events on the calling thread until `requestStop` (a loop of its
+    /// own; a group's loops run through their monitor, which may move them between threads).
     public func run() {
-        owner.store(UInt(pthread_self()), ordering: .relaxed)
-        defer { owner.store(0, ordering: .relaxed) }
+        adopt()
+        _ = drive()
+    }
+
+    /// Makes the calling thread the loop's owner.
+    func adopt() {
+        state.store(UInt(pthread_self()), ordering: .sequentiallyConsistent)
+    }
+
+    enum DriveOutcome { case stopped, handedOff }
+
+    /// The loop itself, on the thread that owns it: returns `.stopped` after `requestStop` once no
+    /// job is ready, or `.handedOff` as soon as a job returns on a thread that lost the loop to
+    /// the monitor during a blocking call (another thread runs it by then: touch nothing of it).
+    func drive() -> DriveOutcome {
         while true {
             var batches = 0
+            let started = Self.now()
             repeat {
-                runReadyJobs()
+                guard runReadyJobs() else { return .handedOff }
                 batches += 1
-            } while !ready.isEmpty && batches < Self.batchesPerPoll
+            } while !(ready.isEmpty && yielded.isEmpty) && batches < Self.batchesPerPoll
+                && Self.now() &- started < Self.pollIntervalNanoseconds
             iterationEnded?()
-            if ready.isEmpty && stopRequested.load(ordering: .sequentiallyConsistent) { return }
-            poll(blocking: ready.isEmpty)
+            let idle = ready.isEmpty && yielded.isEmpty
+            if idle && stopRequested.load(ordering: .sequentiallyConsistent) {
+                state.store(0, ordering: .sequentiallyConsistent)
+                return .stopped
+            }
+            poll(blocking: idle)
         }
     }
 
-    private func runReadyJobs() {
-        swap(&ready, &running)
+    /// Runs a batch, or the rest of one a thread that lost the loop left behind. False when this
+    /// thread lost the loop during a job.
+    private func runReadyJobs() -> Bool {
+        if runningIndex == 0 {
+            resumeYielded()
+            swap(&ready, &running)
+        }
         let executor = asUnownedTaskExecutor()
-        for job in running {
+        let me = UInt(pthread_self())
+        while runningIndex < running.count {
+            let job = running[runningIndex]
+            runningIndex += 1
+            budget = Self.budgetPerJob
             job.runSynchronously(on: executor)
+            jobCount.store(jobCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+            if state.load(ordering: .sequentiallyConsistent) != me {
+                // Handed off during a blocking call in that job: the task waits for this thread
+                // to have left the job before it goes back to its loop.
+                monitor?.resumeTaskAfterLoss(thread: me)
+                return false
+            }
         }
         running.removeAll(keepingCapacity: true)
+        runningIndex = 0
+        return true
+    }
+
+    // MARK: Blocking calls
+
+    /// Runs `call`, a blocking call (a sleep, a file read, a lock), so that the loop's other tasks
+    /// need not wait for it: Go's `entersyscall`/`exitsyscall`. The loop is marked "in a call";
+    /// if the call outlasts `LoopMonitor.handOffAfterNanoseconds`, the monitor hands the loop to
+    /// another thread, which runs the other tasks meanwhile, and when the call returns this task
+    /// goes back to its loop as any resumed task does. A shorter call costs a clock read and two
+    /// atomic operations.
+    ///
+    /// `call` must not touch the loop's state (its scratch buffer, its descriptors, its tallies):
+    /// another thread may be running the loop meanwhile. Copy what it needs out of the scratch
+    /// buffer first. On a loop without a monitor, `call` simply runs.
+    public func blocking<Result>(_ call: () -> Result) async -> Result {
+        guard let monitor else { return call() }
+        let me = UInt(pthread_self())
+        precondition(state.load(ordering: .relaxed) == me, "blocking(_:) called off loop \(index)'s thread")
+        callStarted.store(Self.now(), ordering: .relaxed)
+        state.store(me | Self.inCallBit, ordering: .sequentiallyConsistent)
+        monitor.callStarted()
+        let result = call()
+        if state.compareExchange(expected: me | Self.inCallBit, desired: me, ordering: .sequentiallyConsistent).exchanged {
+            return result  // not handed off: the loop is still this thread's
+        }
+        // The monitor gave the loop to another thread. Park until this thread has left the job;
+        // then the task is resumed onto the loop, wherever it runs now.
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            monitor.parkTaskAfterLoss(continuation, thread: me)
+        }
+        return result
+    }
+
+    /// When the loop's current marked call began; nil if its thread is not in one.
+    func callStartedAt() -> UInt64? {
+        guard state.load(ordering: .sequentiallyConsistent) & Self.inCallBit != 0 else { return nil }
+        return callStarted.load(ordering: .relaxed)
+    }
+
+    /// The monitor takes the loop from a thread in a marked call; false if the call has returned.
+    func release() -> Bool {
+        let current = state.load(ordering: .sequentiallyConsistent)
+        guard current & Self.inCallBit != 0 else { return false }
+        return state.compareExchange(expected: current, desired: 0, ordering: .sequentiallyConsistent).exchanged
+    }
+
+    var jobsRun: UInt { jobCount.load(ordering: .relaxed) }
+    /// A thread runs the loop (or is in a call on it): not before it starts, not after it stops.
+    var isRunning: Bool { state.load(ordering: .relaxed) != 0 }
+    var isWaitingForEvents: Bool { waitingForEvents.load(ordering: .relaxed) }
+
+    // MARK: Fairness
+
+    /// Spends one unit of the running job's budget; false once it is spent, when the caller should
+    /// `yieldTurn()` before going on. On the loop's thread.
+    @inline(__always)
+    public func spendBudget() -> Bool {
+        budget &-= 1
+        return budget >= 0
+    }
+
+    /// Puts the calling task at the back of the loop's queue, behind the jobs already ready, and
+    /// lets the loop get to epoll first if its interval is up. On the loop's thread.
+    ///
+    /// Not `Task.yield()`: what that enqueues on is the runtime's choice, and a yield that went by
+    /// way of the global pool would wake a thread of Swift's own. The task parks a continuation
+    /// that the loop resumes when it starts its next batch (`resumeYielded`), which appends the
+    /// task to this loop's queue (its executor preference), after everything already there.
+    @inline(never)
+    public func yieldTurn() async {
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            yielded.append(continuation)
+        }
+    }
+
+    /// Resumes the tasks that yielded during the last batch: they join the end of `ready`.
+    @inline(__always)
+    private func resumeYielded() {
+        guard !yielded.isEmpty else { return }
+        swap(&yielded, &resuming)
+        for continuation in resuming { continuation.resume() }
+        resuming.removeAll(keepingCapacity: true)
+    }
+
+    @inline(__always)
+    static func now() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
     }
 
     private func poll(blocking: Bool) {
+        if blocking { waitingForEvents.store(true, ordering: .relaxed) }
         let count = c_epoll_wait(epollFD, events, Int32(Self.maxEvents), blocking ? -1 : 0)
+        if blocking { waitingForEvents.store(false, ordering: .relaxed) }
         guard count >= 0 else {
             precondition(errno == EINTR, "epoll_wait failed: \(String(cString: strerror(errno)))")
             return
@@ -205,7 +369,7 @@ public final class PollLoop: TaskExecutor, @unchecked Sendable {
     /// Registers `fd` (nonblocking) for its whole life, on the loop's thread. On failure the fd is
     /// left open for the caller to close.
     public func register(_ fd: Int32) throws(SocketError) -> PollDescriptor {
-        assert(isCurrent || owner.load(ordering: .relaxed) == 0, "register fd \(fd) on its loop's thread")
+        assert(isCurrent || state.load(ordering: .relaxed) == 0, "register fd \(fd) on its loop's thread")
         generation &+= 1
         if generation == 0 { generation = 1 }  // token 0 is the wake-up's
         let token = UInt64(generation) << 32 | UInt64(UInt32(bitPattern: fd))
@@ -214,7 +378,7 @@ public final class PollLoop: TaskExecutor, @unchecked Sendable {
             let newCount = max(slot + 1, descriptors.count * 2, 1024)
             descriptors.append(contentsOf: repeatElement(nil, count: newCount - descriptors.count))
         }
-        let interest = Epoll.input | Epoll.output | Epoll.readHangUp | Epoll.edgeTriggered
+        let interest = Epoll.input | Epoll.priority | Epoll.output | Epoll.readHangUp | Epoll.edgeTriggered
         guard Epoll.control(epollFD, Epoll.add, fd, events: interest, token: token) == 0 else {
             throw SocketError(code: errno, operation: "epoll_ctl")
         }

@@ -6,17 +6,31 @@ import Glibc
 ///
 /// `run()` turns the calling thread into loop 0 and starts the others on threads of their own, so a
 /// server's main thread is one of its loops rather than a thread that only waits.
+///
+/// The group's `LoopMonitor` (Go's sysmon) runs on a thread of its own: it hands a loop whose thread
+/// is stuck in a `PollLoop.blocking` call to a spare thread, and reports a loop stuck in a job.
+/// So a loop is not tied to one thread for life, as a P is not tied to an M.
 public final class PollLoopGroup: Sendable {
     public let loops: [PollLoop]
+    let monitor: LoopMonitor
 
-    public init(count: Int, scratchBytes: Int, shortReadDrains: Bool = true) throws(SocketError) {
+    /// `warn` prints the monitor's one-line reports (a loop stuck in a job).
+    public init(
+        count: Int, scratchBytes: Int, shortReadDrains: Bool = true,
+        warn: @escaping @Sendable (String) -> Void = { print($0) }
+    ) throws(SocketError) {
         precondition(count >= 1, "a group needs a loop")
         var loops: [PollLoop] = []
         for index in 0..<count {
             loops.append(try PollLoop(index: index, scratchBytes: scratchBytes, shortReadDrains: shortReadDrains))
         }
         self.loops = loops
+        monitor = LoopMonitor(loops: loops, warn: warn)
+        for loop in loops { loop.monitor = monitor }
     }
+
+    /// Loops handed from a thread stuck in a blocking call to another thread so far.
+    public var handOffs: Int { monitor.handOffs.load(ordering: .relaxed) }
 
     /// How many loops to run by default: the CPUs this process may run on (its affinity mask), as Go
     /// sizes GOMAXPROCS, so `taskset -c 0` means one loop.
@@ -32,18 +46,20 @@ public final class PollLoopGroup: Sendable {
     /// Starts every loop but loop 0 on a thread of its own; then `run()` runs loop 0 on the calling
     /// thread. Separate, so that a server can fail with one line before anything runs.
     public func startOtherLoops() throws(PollThread.StartError) -> [PollThread] {
+        try monitor.start()
         var threads: [PollThread] = []
         for loop in loops.dropFirst() {
-            threads.append(try PollThread(name: "poller-\(loop.index)") { loop.run() })
+            threads.append(try PollThread(name: "poller-\(loop.index)") { [monitor] in monitor.runThread(startingWith: loop) })
         }
         return threads
     }
 
-    /// Runs loop 0 on the calling thread; returns when it has stopped and `others` (from
-    /// `startOtherLoops`) have ended (`stop()`).
+    /// Runs loop 0 on the calling thread (which may end up running another loop, or none, after
+    /// a hand-off); returns when every loop has stopped (`stop()`) and every thread has ended.
     public func run(joining others: [PollThread]) {
-        loops[0].run()
+        monitor.runThread(startingWith: loops[0])
         others.forEach { $0.join() }
+        monitor.joinThreads()
     }
 
     /// Asks every loop to stop once it has no ready job. Any thread.

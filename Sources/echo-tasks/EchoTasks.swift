@@ -53,6 +53,9 @@ struct EchoTasks: ParsableCommand {
         transform: OptionValue.count("--threads", in: 1...1024))
     var threads: Int?
 
+    @Option(help: "How --block's call is made, --io poller only: 'handoff' (the default: through the netpoller's bracket; a call over 20 µs hands the loop to a spare thread, as Go's sysmon does) or 'inline' (on the loop's thread: its other connections wait).")
+    var blockMode: BlockMode?
+
     /// Go's reads: after every short read, read again to see EAGAIN before parking. By default a read
     /// shorter than the buffer counts as "drained" (Tokio's rule), one syscall less per message.
     @Flag(help: "After a short read, read again until EAGAIN before parking (Go's rule), --io poller only; by default a short read counts as drained (Tokio's rule).")
@@ -63,6 +66,10 @@ struct EchoTasks: ParsableCommand {
         switch io {
         case .poller:
             if executor != nil { throw ValidationError("--executor applies to --io nio only") }
+            if blockMode != nil && server.block == nil { throw ValidationError("--block-mode needs --block") }
+            if blockMode == .handoff && offloading.offload != nil {
+                throw ValidationError("--block-mode handoff and --offload are two answers to one call; pick one")
+            }
             if threads != nil { throw ValidationError("--threads applies to --io nio only (use --loops)") }
             if let loops, !(1...1024).contains(loops) {
                 throw ValidationError("--loops must be 1...1024, got \(loops)")
@@ -70,6 +77,7 @@ struct EchoTasks: ParsableCommand {
         case .nio:
             if loops != nil { throw ValidationError("--loops applies to --io poller only (use --threads)") }
             if readUntilEagain { throw ValidationError("--read-until-eagain applies to --io poller only") }
+            if blockMode != nil { throw ValidationError("--block-mode applies to --io poller only") }
             if server.work != nil || server.block != nil {
                 throw ValidationError("--work and --block apply to --io poller only")
             }
@@ -97,7 +105,9 @@ struct EchoTasks: ParsableCommand {
                 host: server.host, port: server.port, backlog: server.backlog, count: count, nonBlocking: true)
         }
         let group = runtime.orExit {
-            try PollLoopGroup(count: count, scratchBytes: server.bufferSize, shortReadDrains: !readUntilEagain)
+            try PollLoopGroup(
+                count: count, scratchBytes: server.bufferSize, shortReadDrains: !readUntilEagain,
+                warn: { Lifecycle.warn("echo-tasks: \($0)") })
         }
         let tallies = group.loops.map { _ in LocalTally.allocate() }
         for (loop, tally) in zip(group.loops, tallies) {
@@ -108,7 +118,8 @@ struct EchoTasks: ParsableCommand {
         //    returns, every connection is closed, and the loops stop.
         let echoServer = PollerEchoServer(
             runtime: runtime, group: group, listeners: listeners, tallies: tallies,
-            offload: offloading.offload.map { BlockingPool(threads: $0) })
+            offload: offloading.offload.map { BlockingPool(threads: $0) },
+            blockMode: blockMode ?? (offloading.offload == nil ? .handoff : .inline))
         let root = Task(executorPreference: group.loops[0]) {
             await echoServer.serve()
             group.stop()

@@ -45,6 +45,11 @@ struct ConformanceSuite {
     }
 
     @Test(arguments: allServers)
+    func urgentDataDoesNotStallTheEcho(_ spec: ServerSpec) throws {
+        try withServer(spec) { try Conformance.urgentDataDoesNotStallTheEcho($0) }
+    }
+
+    @Test(arguments: allServers)
     func survives200ResetsMidEcho(_ spec: ServerSpec) throws {
         try withServer(spec) { try Conformance.survivesResetsMidEcho($0) }
     }

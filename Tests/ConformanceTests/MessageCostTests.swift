@@ -52,10 +52,14 @@ struct MessageCostTests {
 
     /// The article's "a single blocking call can stall the event loop": on one loop, a second
     /// connection's echo waits for the first one's blocking call, and then for its own; a thread
-    /// per connection, or the call offloaded to a pool, waits only for its own.
+    /// per connection, the call offloaded to a pool, or echo-tasks' default (the loop handed to a
+    /// spare thread while the call lasts, as Go's sysmon does) waits only for its own.
     @Test(arguments: [
         (ServerSpec("echo-libev", ["--loops", "1"]), false), (ServerSpec("echo-libev", ["--loops", "1", "--offload", "2"]), true),
-        (ServerSpec("echo-tasks", ["--loops", "1"]), false), (ServerSpec("echo-tasks", ["--loops", "1", "--offload", "2"]), true),
+        (ServerSpec("echo-tasks", ["--loops", "1", "--block-mode", "inline"]), false),
+        (ServerSpec("echo-tasks", ["--loops", "1"]), true),
+        (ServerSpec("echo-tasks", ["--loops", "1", "--offload", "2"]), true),
+        (ServerSpec("echo-tasks", ["--loops", "2", "--block-mode", "handoff"]), true),
         (ServerSpec("echo-uring", ["--loops", "1"]), false), (ServerSpec("echo-uring", ["--loops", "1", "--offload", "2"]), true),
         (ServerSpec("echo-threads"), true),
     ])
@@ -91,7 +95,8 @@ struct MessageCostTests {
         ("echo-threads", ["--offload", "2"]), ("echo-libev", ["--offload", "2"]),
         ("echo-tasks", ["--block-every", "3"]), ("echo-libev", ["--work", "0"]), ("echo-threads", ["--block", "20s"]),
         ("echo-tasks", ["--work", "5"]), ("echo-tasks", ["--io", "nio", "--work", "1ms"]),
-        ("echo-libev", ["--block", "1ms", "--offload", "0"]),
+        ("echo-libev", ["--block", "1ms", "--offload", "0"]), ("echo-tasks", ["--block-mode", "inline"]),
+        ("echo-tasks", ["--block", "1ms", "--block-mode", "handoff", "--offload", "2"]),
     ])
     func badCombinationsAreUsageErrors(_ executable: String, _ options: [String]) throws {
         let server = try ServerProcess(ServerSpec(executable), extra: options)

@@ -1,6 +1,7 @@
 import EchoProtocol
 import Foundation
 import NIOCore
+import Synchronization
 import Testing
 
 @testable import echo_tasks
@@ -29,12 +30,13 @@ struct TasksTests {
     }
 
     /// With `--io poller` the loops run the tasks: the process has its loops (loop 0 is the main
-    /// thread) plus the stats and signal threads, and no Swift cooperative pool.
+    /// thread) plus the loops' monitor (sysmon) and the stats and signal threads, and no Swift
+    /// cooperative pool (which a yield by way of the global executor would start).
     @Test(arguments: [1, 3])
     func pollerRunsTasksOnItsLoopsAlone(loops: Int) throws {
         try withServer(ServerSpec("echo-tasks", ["--loops", "\(loops)"])) { server in
             try echoOnTwentyConnections(server)
-            #expect(try server.snapshot().threads == loops + 2)
+            #expect(try server.snapshot().threads == loops + 3)
         }
     }
 
@@ -44,7 +46,7 @@ struct TasksTests {
         let server = try ServerProcess.started(ServerSpec("echo-tasks"), shellPrefix: "taskset -p -c 0 $$ >/dev/null")
         defer { server.stop() }
         try echoOnTwentyConnections(server)
-        #expect(try server.snapshot().threads == 1 + 2)
+        #expect(try server.snapshot().threads == 1 + 3)
     }
 
     /// Out of descriptors, the accept task neither spins nor stops the loop serving what it has.
@@ -149,6 +151,40 @@ struct TasksTests {
             throw ConformanceFailure("echo-tasks \(mode) still running 2 s after SIGTERM")
         }
         #expect(status == 0)
+    }
+
+    /// SIGTERM while clients keep connecting: a connection accepted as cancellation spreads through
+    /// the task tree must still be closed and counted, never dropped on the floor. Eight threads
+    /// connect and close in a loop; SIGTERM comes partway; `final-stats` must show no connection
+    /// still active (every accepted one closed). Rounds, because the window is narrow.
+    @Test(arguments: ["poller-1", "poller-2"])
+    func connectionsAcceptedWhileStoppingAreClosedAndCounted(_ mode: String) throws {
+        for round in 0..<8 {
+            let server = try ServerProcess.started(spec(mode))
+            defer { server.stop() }
+            let address = server.address
+            let stop = Atomic<Bool>(false)
+            let connectors = (0..<8).map { _ in
+                BackgroundWork {
+                    // Bounded: ends when told, when the server is gone, or after 20,000 connections.
+                    for _ in 0..<20_000 where !stop.load(ordering: .relaxed) {
+                        guard let socket = try? TestSocket(connectingTo: address, timeout: 1) else { break }
+                        socket.closeNow()
+                    }
+                }
+            }
+            usleep(UInt32(50_000 + 20_000 * round))
+            kill(server.pid, SIGTERM)
+            let status = server.waitForExit(timeout: 5)
+            stop.store(true, ordering: .relaxed)
+            for connector in connectors { try connector.join(timeout: 10) }
+            #expect(status == 0, "round \(round): echo-tasks \(mode) did not exit 0 within 5 s of SIGTERM")
+            _ = server.stdout.waitForEnd(timeout: 2)
+            let final = server.stdout.lines.last { $0.hasPrefix("final-stats ") }
+            let snapshot = final.flatMap { try? ServerSnapshot.decode(Array($0.dropFirst("final-stats ".count).utf8)) }
+            #expect(snapshot?.counters?.active == 0, "round \(round): \(final ?? "no final-stats line")")
+            #expect((snapshot?.counters?.accepted ?? 0) > 0, "round \(round): no connection was accepted")
+        }
     }
 
     private func echoOnTwentyConnections(_ server: ServerProcess) throws {

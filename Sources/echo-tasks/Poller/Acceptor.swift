@@ -22,6 +22,7 @@ struct Acceptor: Sendable {
     let maxConnections: Int
     let cost: MessageCost
     let offload: BlockingPool?
+    let blockMode: BlockMode
 
     /// Connections accepted in a row before other tasks on the loop get a turn.
     static let batch = 128
@@ -83,7 +84,12 @@ struct Acceptor: Sendable {
                         batch?.close()
                         batch = ConnectionBatch.start(in: &batches, acceptor: self)
                     }
-                    batch!.add(connection)
+                    if !batch!.add(connection) {
+                        // Accepted while cancellation spread: no task will serve it, so it is
+                        // closed and counted here rather than lost (the server is stopping).
+                        connection.close()
+                        counters.closed()
+                    }
                 }
                 acceptedInARow += 1
                 if acceptedInARow == Self.batch {
@@ -97,14 +103,15 @@ struct Acceptor: Sendable {
     /// One connection's task, with `--work`/`--block` only when asked (its own echo function, so the
     /// plain one's idle frame stays as small as it is).
     func addConnectionTask(_ connection: PollConnection, to group: inout DiscardingTaskGroup) {
-        let (tally, counters, cost, offload) = (tally, counters, cost, offload)
+        let (tally, counters, cost, offload, blockMode) = (tally, counters, cost, offload, blockMode)
         if cost.isNone {
             group.addTask(executorPreference: loop) {
                 await PollerEchoConnection.echo(connection, tally: tally, counters: counters)
             }
         } else {
             group.addTask(executorPreference: loop) {
-                await PollerEchoConnection.echo(connection, tally: tally, counters: counters, cost: cost, offload: offload)
+                await PollerEchoConnection.echo(
+                    connection, tally: tally, counters: counters, cost: cost, offload: offload, blockMode: blockMode)
             }
         }
     }

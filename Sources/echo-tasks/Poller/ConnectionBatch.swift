@@ -34,9 +34,12 @@ struct ConnectionBatch {
         self.feed = feed
     }
 
-    mutating func add(_ connection: PollConnection) {
-        feed.yield(connection)
+    /// Hands `connection` to the batch's task; false if that task has already ended (the server is
+    /// stopping and cancellation reached the batch first): the caller still owns the connection.
+    mutating func add(_ connection: PollConnection) -> Bool {
+        if case .terminated = feed.yield(connection) { return false }
         added += 1
+        return true
     }
 
     /// No more connections for this batch; its task ends when its connections have.

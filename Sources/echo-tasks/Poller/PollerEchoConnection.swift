@@ -33,12 +33,14 @@ enum PollerEchoConnection {
 
     /// The same life with `--work` / `--block` on every message (MessageCost), after its read and
     /// before its echo. A function of its own so the plain echo's idle frame stays as it is.
-    /// Inline, the blocking call holds the loop's thread: every task of the loop waits, as on an
-    /// event loop. With `--offload`, the task awaits the pool instead and its loop runs the others;
-    /// the connection is not read meanwhile.
+    /// `--block-mode inline`: the blocking call holds the loop's thread, and every task of the loop
+    /// waits, as on an event loop. `handoff` (the default) makes it through the loop's bracket: a
+    /// call over 20 µs hands the loop to a spare thread, as Go's runtime does. With `--offload`,
+    /// the task awaits the pool instead and its loop runs the others. Either way the connection
+    /// is not read meanwhile.
     static func echo(
         _ connection: PollConnection, tally: LocalTally, counters: ServerCounters, cost: MessageCost,
-        offload: BlockingPool?
+        offload: BlockingPool?, blockMode: BlockMode
     ) async {
         defer {
             connection.close()
@@ -56,6 +58,11 @@ enum PollerEchoConnection {
                         tally.sent(count)
                         continue
                     }
+                    if blockMode == .handoff {
+                        try await echoAfterBracketedCall(bytes, cost: cost, on: connection)
+                        tally.sent(count)
+                        continue
+                    }
                     cost.blockingCall()
                 }
                 try await connection.write(all: bytes)
@@ -64,6 +71,19 @@ enum PollerEchoConnection {
         } catch {
             // As above.
         }
+    }
+
+    /// The call through the loop's bracket. If it is handed off, another thread runs the loop's
+    /// other tasks meanwhile, and they reuse the scratch buffer: so the bytes are copied first.
+    @inline(never)
+    private static func echoAfterBracketedCall(
+        _ bytes: UnsafeRawBufferPointer, cost: MessageCost, on connection: PollConnection
+    ) async throws {
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
+        defer { copy.deallocate() }
+        copy.copyMemory(from: bytes)
+        await connection.descriptor.loop.blocking { cost.blockingCall() }
+        try await connection.write(all: UnsafeRawBufferPointer(copy))
     }
 
     /// The bytes sit in the loop's scratch buffer, which other tasks reuse while this one waits

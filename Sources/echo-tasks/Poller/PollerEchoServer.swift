@@ -26,6 +26,8 @@ struct PollerEchoServer: Sendable {
     let tallies: [LocalTally]
     /// `--offload N`: the threads that run `--block`'s calls, for every loop; nil runs them inline.
     let offload: BlockingPool?
+    /// How `--block`'s call is made when it is not offloaded.
+    let blockMode: BlockMode
 
     /// The server task's body: returns when cancelled, with every connection closed.
     func serve() async {
@@ -35,7 +37,7 @@ struct PollerEchoServer: Sendable {
                     let acceptor = Acceptor(
                         loop: loop, listener: listeners[index], tally: tallies[index], counters: runtime.counters,
                         maxConnections: runtime.options.maxConnections, cost: runtime.options.messageCost,
-                        offload: offload)
+                        offload: offload, blockMode: blockMode)
                     server.addTask(executorPreference: loop) { try await acceptor.run() }
                 }
             }

@@ -1,0 +1,139 @@
+import Foundation
+import Synchronization
+import Testing
+
+@testable import NetPoller
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The loops' monitor (Go's sysmon): a loop whose thread sits in a marked blocking call is handed
+/// to another thread, its other tasks keep running, and the task in the call comes back to its
+/// loop, once, on whatever thread runs the loop by then.
+@Suite(.serialized) struct LoopMonitorTests {
+    /// A group of `count` loops running on threads of their own (loop 0 on a test thread rather
+    /// than the main one); `finish()` stops the loops and waits for every thread the group started.
+    final class RunningGroup: Sendable {
+        let group: PollLoopGroup
+        private let main: PollThread
+        let warnings = Lines()
+
+        init(count: Int = 1) throws {
+            let warnings = self.warnings
+            group = try PollLoopGroup(count: count, scratchBytes: 1024, warn: { warnings.add($0) })
+            let others = try group.startOtherLoops()
+            let group = self.group
+            main = try PollThread(name: "test-loop-0") { group.run(joining: others) }
+        }
+
+        func onLoop<T: Sendable>(_ index: Int = 0, timeout: Double = 10, _ body: @escaping @Sendable () async throws -> T) throws -> T {
+            let outcome = Outcome<T>()
+            Task(executorPreference: group.loops[index]) { outcome.deliver(await Result { try await body() }) }
+            return try outcome.wait(timeout: timeout).get()
+        }
+
+        func start<T: Sendable>(_ index: Int = 0, _ body: @escaping @Sendable () async throws -> T) -> Outcome<T> {
+            let outcome = Outcome<T>()
+            Task(executorPreference: group.loops[index]) { outcome.deliver(await Result { try await body() }) }
+            return outcome
+        }
+
+        func finish() {
+            group.stop()
+            main.join()
+        }
+    }
+
+    /// One task sleeps 300 ms through the bracket; meanwhile another task on the same loop echoes
+    /// over a socket pair. The echo must come back long before the sleep ends (the loop was
+    /// handed to a spare thread), and the sleeper must get its result back on its loop.
+    @Test func loopMateIsServedDuringALongBlockingCall() throws {
+        let running = try RunningGroup()
+        let loop = running.group.loops[0]
+        let pair = try SocketPair()
+        let descriptor = try running.onLoop { try loop.register(pair.near) }
+        let sleeper = running.start { () async -> [Bool] in
+            let value = await loop.blocking { () -> Bool in
+                usleep(300_000)
+                return true
+            }
+            return [value, loop.isCurrent]
+        }
+        usleep(50_000)  // the sleeper is in its call
+        let started = Date()
+        let echoed = running.start { () async throws -> Int in
+            let connection = PollConnection(descriptor)
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16, alignment: 1)
+            defer { buffer.deallocate() }
+            return try await connection.read(into: buffer) ?? 0
+        }
+        _ = write(pair.farBlocking(), [1, 2, 3], 3)
+        #expect(try echoed.wait(timeout: 10).get() == 3)
+        let waited = Date().timeIntervalSince(started)
+        #expect(waited < 0.2, "the loop-mate waited \(waited) s: the loop was not handed off")
+        #expect(try sleeper.wait(timeout: 10).get() == [true, true])
+        #expect(running.group.handOffs >= 1)
+        _ = try running.onLoop { descriptor.close() }
+        close(pair.far)
+        running.finish()
+    }
+
+    /// Many calls, some shorter and some longer than the hand-off deadline, from tasks on two
+    /// loops that also hand work to each other: every call returns its own value to its own task,
+    /// exactly once, on its loop's thread; nothing runs a loop on two threads at once (a task
+    /// checks, around each call, that its loop's work is not interleaved); and the group stops.
+    @Test func shortAndLongCallsRaceHandOffsSafely() throws {
+        let running = try RunningGroup(count: 2)
+        let inside = [Gate(), Gate()]
+        let overlaps = Counter()
+        let results = (0..<8).map { task in
+            running.start(task % 2) { () async -> Int in
+                let loop = running.group.loops[task % 2]
+                var sum = 0
+                for call in 0..<150 {
+                    // Loop-local work must never be run by two threads at once.
+                    if !inside[task % 2].enter() { overlaps.add(1) }
+                    let until = PollLoop.now() + 5_000
+                    while PollLoop.now() < until {}
+                    inside[task % 2].leave()
+                    let micros = UInt32((call * 7 + task * 13) % 60)  // 0–59 µs, around the 20 µs deadline
+                    sum += await loop.blocking { () -> Int in
+                        if micros > 0 { usleep(micros) }
+                        return call
+                    }
+                    if !loop.isCurrent { overlaps.add(1_000) }
+                }
+                return sum
+            }
+        }
+        for result in results { #expect(try result.wait(timeout: 60).get() == (0..<150).reduce(0, +)) }
+        #expect(overlaps.count == 0)
+        #expect(running.group.handOffs > 0, "no call was handed off: the race was not run")
+        running.finish()
+    }
+
+    /// A job that blocks without the bracket cannot be handed off; the monitor says so, once.
+    @Test func loopStuckOutsideTheBracketIsReported() throws {
+        let running = try RunningGroup()
+        try running.onLoop { () async -> Void in usleep(60_000) }
+        running.finish()
+        let warnings = running.warnings.all
+        #expect(warnings.count == 1, "\(warnings)")
+        #expect(warnings.first?.contains("loop 0 has been stuck") == true, "\(warnings)")
+    }
+}
+
+/// Counts the threads inside a stretch of a loop's work: more than one means two threads ran it.
+final class Gate: Sendable {
+    private let inside = Atomic<Int>(0)
+    func enter() -> Bool { inside.add(1, ordering: .sequentiallyConsistent).newValue == 1 }
+    func leave() { inside.subtract(1, ordering: .sequentiallyConsistent) }
+}
+
+/// Lines several threads add to.
+final class Lines: Sendable {
+    private let lines = Mutex<[String]>([])
+    func add(_ line: String) { lines.withLock { $0.append(line) } }
+    var all: [String] { lines.withLock { $0 } }
+}
