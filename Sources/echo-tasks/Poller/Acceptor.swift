@@ -65,7 +65,7 @@ struct Acceptor: Sendable {
                             listening.readable = false
                             try await listening.waitUntilReadable()
                         case .more:
-                            await Task.yield()
+                            await loop.yieldTurn()
                         case .noSlot:
                             try await backoff.sleep(nanoseconds: Self.retryDelayNanoseconds)
                         }
@@ -94,7 +94,7 @@ struct Acceptor: Sendable {
                 acceptedInARow += 1
                 if acceptedInARow == Self.batch {
                     acceptedInARow = 0
-                    await Task.yield()
+                    await loop.yieldTurn()
                 }
             }
         }
