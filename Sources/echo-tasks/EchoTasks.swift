@@ -15,7 +15,7 @@ import NetPoller
 /// better use: with `--io poller` it is loop 0.
 @main
 struct EchoTasks: ParsableCommand {
-    static func main() async { await CommandLineMain.run(Self.self) }
+    static func main() { CommandLineMain.run(Self.self) }
 
     static let configuration = CommandConfiguration(
         commandName: "echo-tasks",
