@@ -64,9 +64,12 @@ extension Loadgen {
             churn.duration = duration
             churn.warmup = warmup
             let result: ChurnResult
+            let live = TerminalLine(enabled: !progress.noProgress)
             do {
-                result = try churn.run(stop: stop)
+                result = try churn.run(stop: stop, progress: live.enabled ? { live.show($0) } : nil)
+                live.clear()
             } catch {
+                live.clear()
                 ExitStatus.fail(error, interrupted: stop.isRequested)
             }
             if let percentiles, let histogram = result.latencyHistogram { PercentileFile.write(histogram, to: percentiles) }

@@ -29,7 +29,9 @@ struct ChurnRun {
         var connected = false
     }
 
-    func run(stop: StopRequest? = nil) throws(StartupError) -> ChurnResult {
+    /// `progress`, when given, gets a live line once a second: elapsed time, phase, lives per second
+    /// over the last second, errors so far.
+    func run(stop: StopRequest? = nil, progress: ((String) -> Void)? = nil) throws(StartupError) -> ChurnResult {
         guard concurrency >= 1, messageSize >= 1, messageSize <= 64 * 1024 else {
             throw StartupError("churn needs a concurrency of at least 1 and a size of 1 B...64 KiB")
         }
@@ -106,8 +108,17 @@ struct ChurnRun {
         }
 
         for slot in 0..<concurrency where stopReason == nil { _ = start(slot, now: begin) }
+        var lastTick = begin
+        var livesAtTick = 0
+        var livesEnded = 0  // lives that ended well, warm-up included: the live line's rate
         while stopReason == nil {
             let now = monotonicNanoseconds()
+            if let progress, now - lastTick >= 1_000_000_000 {
+                let perSecond = Double(livesEnded - livesAtTick) / (Double(now - lastTick) / 1e9)
+                let errorCount = failures.values.reduce(0, +)
+                progress("\(TextFormat.fixed(Double(now - begin) / 1e9, 0)) s  \(measuring ? "measuring" : "warm-up")  \(TextFormat.grouped(Int(perSecond))) lives/s  \(TextFormat.grouped(completed)) measured  errors \(errorCount)")
+                (lastTick, livesAtTick) = (now, livesEnded)
+            }
             if !measuring && now >= measureFrom {
                 measuring = true
                 completed = 0
@@ -177,6 +188,7 @@ struct ChurnRun {
                     }
                 }
                 if !ended && life.received == messageSize {
+                    livesEnded += 1
                     if measuring {
                         completed += 1
                         latency.record(after - life.startedAt)
@@ -289,7 +301,7 @@ struct ChurnResult: Codable, Sendable, Equatable {
         var lines = [
             "churn \(target): \(settings.concurrency) lives in flight, \(settings.messageSize) B each, \(TextFormat.fixed(measuredSeconds, 1)) s measured",
             "lives: \(TextFormat.grouped(lives))  (\(TextFormat.grouped(Int(livesPerSecond))) per second)",
-            "life latency µs: p50 \(TextFormat.fixed(l.p50, 0))  p90 \(TextFormat.fixed(l.p90, 0))  p99 \(TextFormat.fixed(l.p99, 0))  p99.9 \(TextFormat.fixed(l.p999, 0))  max \(TextFormat.fixed(l.max, 0))",
+            "life latency: \(Report.latencySummary(l))",
             "errors: \(errors.total) (refused \(errors.refused), reset \(errors.reset), timed out \(errors.timedOut), mismatch \(errors.mismatch), short \(errors.short))"
                 + (errors.firstError.map { "; first: \($0)" } ?? ""),
         ]

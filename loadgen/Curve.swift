@@ -137,11 +137,11 @@ struct CurveResult: Codable, Sendable, Equatable {
         for step in steps {
             let l = step.latencyMicroseconds
             let cells = [
-                pad(TextFormat.fixed(step.offered, 0), 14), pad(TextFormat.fixed(step.achieved, 0), 16),
-                pad(TextFormat.fixed(l.p50, 0), 9), pad(TextFormat.fixed(l.p90, 0), 9), pad(TextFormat.fixed(l.p99, 0), 9),
-                pad(TextFormat.fixed(l.p999, 0), 9), pad(TextFormat.fixed(l.max, 0), 9),
-                pad(step.sendLatenessMicroseconds.map { TextFormat.fixed($0.p99, 0) } ?? "-", 11),
-                pad(step.sendLatenessMicroseconds.map { TextFormat.fixed($0.max, 0) } ?? "-", 11),
+                pad(TextFormat.groupedFixed(step.offered, 0), 14), pad(TextFormat.groupedFixed(step.achieved, 0), 16),
+                pad(TextFormat.groupedFixed(l.p50, 0), 9), pad(TextFormat.groupedFixed(l.p90, 0), 9), pad(TextFormat.groupedFixed(l.p99, 0), 9),
+                pad(TextFormat.groupedFixed(l.p999, 0), 9), pad(TextFormat.groupedFixed(l.max, 0), 9),
+                pad(step.sendLatenessMicroseconds.map { TextFormat.groupedFixed($0.p99, 0) } ?? "-", 11),
+                pad(step.sendLatenessMicroseconds.map { TextFormat.groupedFixed($0.max, 0) } ?? "-", 11),
                 pad(step.serverCPUPercent.map { TextFormat.fixed($0, 0) } ?? "-", 8), pad(TextFormat.fixed(step.clientCPUPercent, 0), 8),
                 "  " + step.status + (step.clientWasLate == true ? ", client late" : ""),
             ]

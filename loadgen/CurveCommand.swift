@@ -50,12 +50,33 @@ extension Loadgen {
         @Flag(help: "Print one JSON object on stdout instead of the table.")
         var json = false
 
+        @Option(
+            parsing: .unconditional,
+            help: ArgumentHelp("Append one CSV row per step to this file, as each step ends (a header first when the file is new).", valueName: "file"))
+        var csv: String?
+
+        static let csvHeader = [
+            "time", "target", "connections", "size", "offered", "achieved", "p50_us", "p90_us", "p99_us", "p999_us", "max_us",
+            "server_cpu_percent", "client_cpu_percent", "errors", "status",
+        ]
+
+        static func csvRow(_ step: CurveStep, target: String, connections: Int, size: Int) -> [String] {
+            let l = step.latencyMicroseconds
+            return [
+                Date().ISO8601Format(), target, String(connections), String(size), TextFormat.trimmed(step.offered),
+                TextFormat.trimmed(step.achieved), TextFormat.trimmed(l.p50), TextFormat.trimmed(l.p90), TextFormat.trimmed(l.p99),
+                TextFormat.trimmed(l.p999), TextFormat.trimmed(l.max), step.serverCPUPercent.map(TextFormat.trimmed) ?? "",
+                TextFormat.trimmed(step.clientCPUPercent), String(step.errors), step.status,
+            ]
+        }
+
         @OptionGroup(title: "Output") var progress: ProgressOption
 
         func validate() throws {
             _ = try parsedRates()
             guard duration <= .seconds(3600) else { throw ValidationError("--duration is at most 1h, got \(duration.shortDescription)") }
             if let percentiles { try OutputPaths.checkFile(Self.path(percentiles, rate: startRate), option: "--percentiles") }
+            if let csv { try OutputPaths.checkCSV(csv, header: Self.csvHeader, kind: "curve") }
         }
 
         /// `auto` → []; `10k,20000,1.5M` → rates (the count grammar, `CountText`).
@@ -82,6 +103,11 @@ extension Loadgen {
                     if !progress.noProgress { writeAll(STDERR_FILENO, Array((
                         "curve: \(Int(step.offered)) msgs/s offered → \(Int(step.achieved)) achieved, "
                             + "p99 \(TextFormat.fixed(step.latencyMicroseconds.p99, 0)) µs (send lateness p99 \(TextFormat.fixed(step.sendLatenessMicroseconds?.p99 ?? 0, 0)) µs): \(step.status)\n").utf8)) }
+                    if let csv {
+                        // Each step as it ends: an interrupted curve keeps the steps it finished.
+                        try? Report.appendCSV(to: csv, header: Self.csvHeader,
+                                              row: Self.csvRow(step, target: run.target, connections: settings.connections, size: size))
+                    }
                     if let percentiles, let histogram = run.latencyHistogram {
                         PercentileFile.write(histogram, to: Self.path(percentiles, rate: step.offered))
                     }

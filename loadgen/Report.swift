@@ -21,7 +21,7 @@ final class LiveLine: Sendable {
         var line = "\(TextFormat.fixed(live.elapsedSeconds, 0)) s  \(live.phase)  \(TextFormat.grouped(live.open))/\(TextFormat.grouped(live.requested)) "
         line += live.phase == "connecting" ? "connected" : "open"
         if live.phase != "connecting" && live.phase != "echoing" && live.phase != "holding" {
-            line += "  \(TextFormat.grouped(Int(live.messagesPerSecond))) msgs/s  p99 \(live.p99Microseconds > 0 ? TextFormat.fixed(live.p99Microseconds, 0) + " µs" : "-")"
+            line += "  \(TextFormat.grouped(Int(live.messagesPerSecond))) msgs/s  p99 \(live.p99Microseconds > 0 ? TextFormat.latency(microseconds: live.p99Microseconds) : "-")"
         }
         line += "  errors \(live.errors)"
         self.line.show(line)
@@ -55,9 +55,9 @@ enum Report {
             row("throughput", "\(TextFormat.grouped(result.messages)) messages   \(TextFormat.grouped(Int(result.messagesPerSecond))) msgs/s   \(TextFormat.fixed(result.bytesPerSecond / 1e6, 1)) MB/s each way"),
         ]
         let latency = result.latencyMicroseconds
-        lines.append(row("latency µs", "p50 \(TextFormat.fixed(latency.p50, 1))   p90 \(TextFormat.fixed(latency.p90, 1))   p99 \(TextFormat.fixed(latency.p99, 1))   p99.9 \(TextFormat.fixed(latency.p999, 1))   max \(TextFormat.fixed(latency.max, 1))"))
+        lines.append(row("latency", latencySummary(latency)))
         if let lateness = result.sendLatenessMicroseconds {
-            lines.append(row("lateness µs", SendLateness.summary(lateness)))
+            lines.append(row("lateness", SendLateness.summary(lateness)))
             if let note = SendLateness.note(result) { lines.append(row("", note)) }
         }
         let fairness = result.fairness
@@ -82,6 +82,12 @@ enum Report {
         return lines.joined(separator: "\n")
     }
 
+    /// `p50 95.4 µs   p90 …   max 12.35 ms`: each figure in the unit that reads best (TextFormat.latency).
+    static func latencySummary(_ latency: LatencyFigures) -> String {
+        [("p50", latency.p50), ("p90", latency.p90), ("p99", latency.p99), ("p99.9", latency.p999), ("max", latency.max)]
+            .map { "\($0.0) \(TextFormat.latency(microseconds: $0.1))" }.joined(separator: "   ")
+    }
+
     /// `2.00 s measured after 1.0 s warm-up`, or what was cut short: a partial result says it is one.
     static func measuredPhrase(_ result: LoadResult) -> String {
         let warmup = TextFormat.fixed(result.settings.warmupSeconds, 1)
@@ -101,7 +107,12 @@ enum Report {
             lines.append(row("server", "pid \(server.pid) \(server.variant) (\(server.source))"))
             lines.append(row("RSS", "\(TextFormat.grouped(server.before.rssKiB)) KiB -> \(TextFormat.grouped(server.after.rssKiB)) KiB   \(TextFormat.fixed(server.rssPerConnectionKiB, 2)) KiB per connection"))
             if let pss = server.pssPerConnectionKiB, let before = server.before.pssKiB, let after = server.after.pssKiB {
-                lines.append(row("PSS", "\(TextFormat.grouped(before)) KiB -> \(TextFormat.grouped(after)) KiB   \(TextFormat.fixed(pss, 2)) KiB per connection (shared pages split between processes)"))
+                // PSS splits shared pages between the processes that map them: when the tree's processes
+                // change, it can fall, and "-0.4 KiB per connection" would read as memory given back.
+                let perConnection = pss < 0
+                    ? "none measurable per connection (it fell by \(TextFormat.fixed(-pss, 2)) KiB each: shared pages moved between processes)"
+                    : "\(TextFormat.fixed(pss, 2)) KiB per connection (shared pages split between processes)"
+                lines.append(row("PSS", "\(TextFormat.grouped(before)) KiB -> \(TextFormat.grouped(after)) KiB   \(perConnection)"))
             }
             lines.append(row("VmSize", "\(TextFormat.grouped(server.before.vmSizeKiB)) KiB -> \(TextFormat.grouped(server.after.vmSizeKiB)) KiB   \(TextFormat.fixed(server.vmSizePerConnectionKiB, 1)) KiB per connection"))
             lines.append(row("", "threads \(server.before.threads) -> \(server.after.threads)   fds \(TextFormat.grouped(server.before.openFDs)) -> \(TextFormat.grouped(server.after.openFDs))   HWM \(TextFormat.grouped(server.after.hwmKiB)) KiB"))

@@ -33,6 +33,6 @@ enum SendLateness {
 
     /// `p50 1.2   p99 30.5   max 812.0`, the table's lateness row.
     static func summary(_ lateness: LatencyFigures) -> String {
-        "p50 \(TextFormat.fixed(lateness.p50, 1))   p99 \(TextFormat.fixed(lateness.p99, 1))   max \(TextFormat.fixed(lateness.max, 1))   (send time − scheduled time)"
+        "p50 \(TextFormat.latency(microseconds: lateness.p50))   p99 \(TextFormat.latency(microseconds: lateness.p99))   max \(TextFormat.latency(microseconds: lateness.max))   (send time − scheduled time)"
     }
 }

@@ -45,6 +45,11 @@ struct UnitsTests {
         #expect(TextFormat.trimmed(0.03120) == "0.0312")
         #expect(TextFormat.trimmed(-0.00001) == "0")
         #expect(TextFormat.grouped(-1234567) == "-1,234,567")
+        #expect(TextFormat.latency(microseconds: 95.44) == "95.4 µs")
+        #expect(TextFormat.latency(microseconds: 9876.54) == "9,876.5 µs")
+        #expect(TextFormat.latency(microseconds: 12_345) == "12.35 ms")
+        #expect(TextFormat.latency(microseconds: 1_706_033.2) == "1,706.03 ms")
+        #expect(TextFormat.groupedFixed(-1234567.891, 2) == "-1,234,567.89")
         #expect(TextFormat.csvField("a\r\nb") == "\"a\r\nb\"")
         #expect(TextFormat.csvField("say \"hi\"") == "\"say \"\"hi\"\"\"")
     }

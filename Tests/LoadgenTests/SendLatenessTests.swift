@@ -28,7 +28,7 @@ struct SendLatenessTests {
         // A message is sent before it comes back: lateness never exceeds latency.
         #expect(lateness.p50 <= open.latencyMicroseconds.p50, "\(Report.table(open))")
         #expect(lateness.max <= open.latencyMicroseconds.max + 1, "\(Report.table(open))")
-        #expect(Report.table(open).contains("lateness µs"))
+        #expect(Report.table(open).contains("lateness     p50 "))
         let json = Report.jsonText(open)
         #expect(json.contains("\"sendLatenessMicroseconds\""))
         let decoded = try JSONDecoder().decode(LoadResult.self, from: Data(json.utf8))
