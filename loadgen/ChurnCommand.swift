@@ -56,9 +56,14 @@ extension Loadgen {
             if let percentiles { try OutputPaths.checkFile(percentiles, option: "--percentiles") }
         }
 
+        @OptionGroup(title: "Live metrics") var metricsOptions: MetricsOptions
+
         func run() throws {
             let (settings, stop) = prepareClient { connection.settings(connections: concurrency) }
+            let (metrics, metricsServer) = metricsOptions.start(mode: "churn")
+            defer { metricsServer?.stop() }
             var churn = ChurnRun(connection: settings)
+            churn.metrics = metrics
             churn.concurrency = concurrency
             churn.messageSize = size
             churn.duration = duration

@@ -16,6 +16,8 @@ struct ChurnRun {
     var warmup: Duration = .seconds(1)
     /// A life that has not ended after this long is counted as timed out and closed.
     var lifeTimeout: Duration = .seconds(5)
+    /// `--metrics-port`: lives (as messages), failures by kind, lives open, life latency.
+    var metrics: LiveMetrics? = nil
 
     enum Failure: String, Codable, Sendable, CaseIterable {
         case refused, reset, timedOut, mismatch, short
@@ -107,6 +109,18 @@ struct ChurnRun {
             return true
         }
 
+        var tally = LiveMetrics.Tally()
+        var nextPublish: UInt64 = 0
+        /// Every life since the start, warm-up included, as the other commands' metrics count.
+        func publish(now: UInt64) {
+            guard let metrics, now >= nextPublish else { return }
+            tally.bytes = tally.messages &* messageSize
+            tally.open = lives.reduce(0) { $0 + ($1.fd >= 0 ? 1 : 0) }
+            tally.errors = Dictionary(uniqueKeysWithValues: Failure.allCases.map { ($0.rawValue, failures[$0] ?? 0) })
+            metrics.publish(tally, from: 0)
+            nextPublish = now + LiveMetrics.publishEveryNanoseconds
+        }
+
         for slot in 0..<concurrency where stopReason == nil { _ = start(slot, now: begin) }
         var lastTick = begin
         var livesAtTick = 0
@@ -119,6 +133,7 @@ struct ChurnRun {
                 progress("\(TextFormat.fixed(Double(now - begin) / 1e9, 0)) s  \(measuring ? "measuring" : "warm-up")  \(TextFormat.grouped(Int(perSecond))) lives/s  \(TextFormat.grouped(completed)) measured  errors \(errorCount)")
                 (lastTick, livesAtTick) = (now, livesEnded)
             }
+            if metrics != nil { publish(now: now) }
             if !measuring && now >= measureFrom {
                 measuring = true
                 completed = 0
@@ -189,6 +204,10 @@ struct ChurnRun {
                 }
                 if !ended && life.received == messageSize {
                     livesEnded += 1
+                    if metrics != nil {
+                        tally.messages += 1
+                        tally.record(latencyNanoseconds: after - life.startedAt)
+                    }
                     if measuring {
                         completed += 1
                         latency.record(after - life.startedAt)
@@ -209,6 +228,10 @@ struct ChurnRun {
             }
         }
         let measuredTo = monotonicNanoseconds()
+        if metrics != nil {
+            nextPublish = 0  // the final totals, whenever the last were published
+            publish(now: measuredTo)
+        }
         let clientUsage = ResourceUsage.ofSelf().since(clientStart)
         if serverStart != nil {
             serverEnd = LoadRun.read(probe, note: &serverNote, when: "at the end of the measured phase", took: &serverRead)

@@ -97,6 +97,9 @@ final class ClientLoop: @unchecked Sendable {
     /// With `plan.intervalNanoseconds`: the current interval's latencies, and its index in the measured phase.
     private var intervalLatency = IntervalRecording.emptyHistogram()
     private var intervalIndex = 0
+    /// `--metrics-port`: this loop's totals, copied to `plan.metrics` at most ten times a second.
+    private var metricsTally = LiveMetrics.Tally()
+    private var nextMetricsPublish: UInt64 = 0
 
     // Open loop: message n of this loop is due at startedAt + n·interval on connection openList[n % count].
     private var interval: Double = 0
@@ -307,6 +310,17 @@ final class ClientLoop: @unchecked Sendable {
     }
 
     private func publish() {
+        if let metrics = plan.metrics {
+            let now = monotonicNanoseconds()
+            if now >= nextMetricsPublish || open == 0 {
+                metricsTally.messages = completed
+                metricsTally.bytes = completed &* messageSize
+                metricsTally.open = open
+                metricsTally.errors = outcome.errors.byMetricName
+                metrics.publish(metricsTally, from: plan.connectionIDs.first ?? 0)
+                nextMetricsPublish = now + LiveMetrics.publishEveryNanoseconds
+            }
+        }
         status.open.store(open, ordering: .relaxed)
         status.completed.store(completed, ordering: .relaxed)
         status.errors.store(outcome.errors.total, ordering: .relaxed)
@@ -580,6 +594,7 @@ final class ClientLoop: @unchecked Sendable {
                 if plan.intervalNanoseconds > 0 { recordInterval(latency, now: now) }
             }
             if plan.liveLatency { live.record(latency) }
+            if plan.metrics != nil { metricsTally.record(latencyNanoseconds: latency) }
             if closedLoopDepth > 0 && sending && now < stopAt {
                 queueMessage(index, sentAt: now)
                 queuedNew = true

@@ -32,9 +32,13 @@ extension Loadgen {
             if let csv = output.csv { try OutputPaths.checkCSV(csv, header: Report.idleCSVHeader, kind: "idle") }
         }
 
+        @OptionGroup(title: "Live metrics") var metricsOptions: MetricsOptions
+
         func run() throws {
+            let (metrics, metricsServer) = metricsOptions.start(mode: "idle")
+            defer { metricsServer?.stop() }
             let result = measure(connection, progress) { settings, progress, stop throws(StartupError) in
-                try IdleRun(connection: settings, messageSize: size, hold: hold).run(progress: progress, stop: stop)
+                try IdleRun(connection: settings, messageSize: size, hold: hold, metrics: metrics).run(progress: progress, stop: stop)
             }
             try Report.emit(result, json: output.json, csv: output.csv)
             try ExitStatus.finish(

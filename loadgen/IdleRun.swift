@@ -14,6 +14,8 @@ struct IdleRun: Sendable {
     var messageSize = 16
     /// How long the connections stay open after every echo came back; the server is read at its end.
     var hold: Duration = .seconds(1)
+    /// `--metrics-port`: the loops publish their totals here.
+    var metrics: LiveMetrics? = nil
     /// How long the echoes may take once every connection is up.
     var echoTimeout: Duration = .seconds(10)
 
@@ -32,7 +34,7 @@ struct IdleRun: Sendable {
         let clientStart = ResourceUsage.ofSelf()
 
         let group = try LoopGroup(settings: connection, messageSize: messageSize, workload: .echoOnce,
-                                  drainTimeout: .zero, liveLatency: false)
+                                  drainTimeout: .zero, liveLatency: false, metrics: metrics)
         let watch = Watch(group: group, requested: connection.connections, progress: progress, stop: stop)
         let began = monotonicNanoseconds()
         let connect = ConnectPhase.run(group, watch: watch, settings: connection)

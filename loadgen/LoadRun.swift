@@ -29,6 +29,8 @@ struct LoadRun: Sendable {
     var spin = false
     /// Latency over time (`--histogram-log`, `--heatmap`): filled with the measured phase's intervals.
     var intervals: IntervalRecording? = nil
+    /// `--metrics-port`: the loops publish their totals here.
+    var metrics: LiveMetrics? = nil
 
     static let defaultOpenLoopDepth = 64
     static let maxDepth = 4096
@@ -61,7 +63,7 @@ struct LoadRun: Sendable {
 
         let group = try LoopGroup(settings: connection, messageSize: messageSize, workload: workload,
                                   drainTimeout: drainTimeout, liveLatency: true,  // also for the per-second series
-                                  spin: spin, intervalNanoseconds: intervals?.length.nanoseconds ?? 0)
+                                  spin: spin, intervalNanoseconds: intervals?.length.nanoseconds ?? 0, metrics: metrics)
         let watch = Watch(group: group, requested: connection.connections, progress: progress, stop: stop)
         let connect = ConnectPhase.run(group, watch: watch, settings: connection)
         let (established, connectSeconds, overflows) = (connect.established, connect.seconds, connect.listenOverflows)

@@ -37,6 +37,8 @@ struct LoopPlan: Sendable {
     var spin = false
     /// Keep a histogram per interval of this length (ns) of the measured phase; 0 = none.
     var intervalNanoseconds: UInt64 = 0
+    /// `--metrics-port`: where this loop publishes its running totals.
+    var metrics: LiveMetrics? = nil
 }
 
 /// The coordinator's instructions to every loop: atomics the loops read once per wake-up, plus an

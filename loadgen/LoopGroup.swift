@@ -34,7 +34,8 @@ final class LoopGroup {
     private var threads: [JoinableThread] = []
 
     init(settings: ConnectionSettings, messageSize: Int, workload: Workload, drainTimeout: Duration,
-         liveLatency: Bool, spin: Bool = false, intervalNanoseconds: UInt64 = 0) throws(StartupError) {
+         liveLatency: Bool, spin: Bool = false, intervalNanoseconds: UInt64 = 0,
+         metrics: LiveMetrics? = nil) throws(StartupError) {
         let count = max(1, min(settings.threads, settings.connections))
         let control = RunControl(loops: count)
         guard control.descriptorsValid else {
@@ -50,7 +51,7 @@ final class LoopGroup {
                 connectTimeoutNanoseconds: settings.connectTimeout.nanoseconds,
                 drainTimeoutNanoseconds: drainTimeout.nanoseconds,
                 cpu: settings.cpus.isEmpty ? nil : settings.cpus[loop % settings.cpus.count],
-                liveLatency: liveLatency, spin: spin, intervalNanoseconds: intervalNanoseconds)
+                liveLatency: liveLatency, spin: spin, intervalNanoseconds: intervalNanoseconds, metrics: metrics)
             return ClientLoop(plan: plan, control: control, wakeFD: control.wakeFDs[loop])
         }
     }

@@ -63,11 +63,16 @@ extension Loadgen {
             if let heatmap = overTime.heatmap { try OutputPaths.checkFile(heatmap, option: "--heatmap") }
         }
 
+        @OptionGroup(title: "Live metrics") var metricsOptions: MetricsOptions
+
         func run() throws {
+            let (metrics, metricsServer) = metricsOptions.start(mode: "run")
+            defer { metricsServer?.stop() }
             let recording = overTime.recording()
             let result = measure(connection, progress) { settings, progress, stop throws(StartupError) in
                 try LoadRun(connection: settings, messageSize: size, depth: depth, rate: rate, duration: duration,
-                            warmup: warmup, spin: spinning.spin, intervals: recording).run(progress: progress, stop: stop)
+                            warmup: warmup, spin: spinning.spin, intervals: recording, metrics: metrics)
+                    .run(progress: progress, stop: stop)
             }
             let written = overTime.write(
                 recording, title: "Latency over time: \(result.target), \(TextFormat.grouped(result.settings.connections)) connections",
