@@ -564,6 +564,7 @@ final class ClientLoop: @unchecked Sendable {
         }
         let received = connection.pointee.received
         guard received &+ count <= connection.pointee.sent else {
+            if received == 0 { status.notAnEchoServer.store(true, ordering: .relaxed) }
             fail(index, .extraBytes,
                  (received == 0 ? "not an echo server: " : "")
                  + "connection \(connection.pointee.id): \(received + count - connection.pointee.sent) bytes came back that were never sent")
@@ -646,6 +647,7 @@ final class ClientLoop: @unchecked Sendable {
         let got = readBuffer.load(fromByteOffset: position, as: UInt8.self)
         let expected = pattern.load(fromByteOffset: offset + position, as: UInt8.self)
         let streamOffset = connection.pointee.received + position
+        if streamOffset == 0 { status.notAnEchoServer.store(true, ordering: .relaxed) }
         fail(index, .mismatch,
              (streamOffset == 0 ? "not an echo server: " : "")
              + "connection \(connection.pointee.id): echoed byte \(streamOffset) was \(hex(got)), expected \(hex(expected))")

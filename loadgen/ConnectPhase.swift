@@ -21,7 +21,8 @@ struct ConnectPhase {
         group.start()
         let rampSeconds = settings.connectRate.map { Double(settings.connections) / $0 } ?? 0
         let deadline = began + UInt64((rampSeconds + settings.connectTimeout.seconds + 10) * 1e9)
-        watch.wait(until: deadline) { group.connectPhaseDone }
+        // A target that answered with other bytes is not an echo server: no need to wait for the rest.
+        watch.wait(until: deadline) { group.connectPhaseDone || group.sawNotAnEchoServer }
         return ConnectPhase(
             established: group.open, seconds: Double(monotonicNanoseconds() - began) / 1e9,
             listenOverflows: Preflight.listenOverflows() - overflowsBefore, finished: group.connectPhaseDone)

@@ -39,7 +39,7 @@ struct IdleRun: Sendable {
         let began = monotonicNanoseconds()
         let connect = ConnectPhase.run(group, watch: watch, settings: connection)
         let (established, connectSeconds, overflows) = (connect.established, connect.seconds, connect.listenOverflows)
-        if established == 0 && !watch.stopped {
+        if (established == 0 || group.sawNotAnEchoServer) && !watch.stopped {
             throw ConnectPhase.failure(group, target: connection.target, interrupted: false)
         }
 

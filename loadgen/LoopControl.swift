@@ -107,6 +107,9 @@ final class LoopStatus: Sendable {
     /// Messages sent on open connections and not yet answered.
     let inFlight = Atomic<Int>(0)
     let errors = Atomic<Int>(0)
+    /// A connection's first bytes back were not the ones it sent: the target is not an echo server,
+    /// and the connect phase need not wait for the others to time out.
+    let notAnEchoServer = Atomic<Bool>(false)
     /// p99 latency of the last second, ns (only with `liveLatency`).
     let liveP99 = Atomic<UInt64>(0)
     /// The load is over and nothing is in flight; the connections stay open until `closeNow`, so a

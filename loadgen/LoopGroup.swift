@@ -80,6 +80,7 @@ final class LoopGroup {
     var inFlight: Int { loops.reduce(0) { $0 + $1.status.inFlight.load(ordering: .relaxed) } }
     var errors: Int { loops.reduce(0) { $0 + $1.status.errors.load(ordering: .relaxed) } }
     var liveP99: UInt64 { loops.reduce(0) { max($0, $1.status.liveP99.load(ordering: .relaxed)) } }
+    var sawNotAnEchoServer: Bool { loops.contains { $0.status.notAnEchoServer.load(ordering: .relaxed) } }
     var allFinished: Bool { loops.allSatisfy { $0.status.finished.load(ordering: .acquiring) } }
     /// Every loop has drained (and holds its connections until told to close), or ended.
     var allDrained: Bool {

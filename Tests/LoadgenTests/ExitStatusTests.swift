@@ -37,6 +37,15 @@ struct ExitStatusTests {
         #expect(outcome.stderr.filter { $0 == "\n" }.count == 1, "\(outcome.stderr)")
     }
 
+    @Test func idleAgainstAnHTTPServerSaysItIsNotAnEchoServer() throws {
+        let server = try TestEchoServer(.http)
+        defer { server.stop() }
+        let outcome = try CommandLineTests.loadgen(["idle", "--target", server.address.description, "-c", "5", "--hold", "0s"])
+        #expect(outcome.status == 1)
+        #expect(outcome.stderr.hasPrefix("loadgen: not an echo server: connection "), "\(outcome.stderr)")
+        #expect(outcome.stdout.isEmpty, "\(outcome.stdout)")
+    }
+
     @Test func churnAgainstAnHTTPServerSaysItIsNotAnEchoServer() throws {
         let server = try TestEchoServer(.http)
         defer { server.stop() }
