@@ -12,7 +12,8 @@ extension Loadgen {
                 Closed loop by default: every connection keeps --depth messages in flight. With --rate the load \
                 is an open loop at that many messages per second in total, and latency counts from each \
                 message's scheduled send time (coordinated omission corrected, as wrk2 does).
-                Every echoed byte is checked; any error makes the exit status 1. Example:
+                Every echoed byte is checked; any error, or a run that measured no message, makes the exit \
+                status 1 (130 when interrupted). Example:
                   loadgen run --target 127.0.0.1:7007 -c 1000 --size 64 --duration 10s --cpus 1
                 """)
 
