@@ -191,8 +191,14 @@ struct Sweep: ParsableCommand {
     /// This package's servers built beside loadgen: `echo-threads` → `threads`.
     static func packageServers(in directory: URL) -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-        return names.filter { $0.hasPrefix("echo-") && FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent($0).path) }
-            .map { String($0.dropFirst("echo-".count)) }.sorted()
+        return names.filter { name in
+            // Executables only: the build folder also holds echo-labPackageTests.product and the like.
+            var isDirectory: ObjCBool = false
+            let path = directory.appendingPathComponent(name).path
+            return name.hasPrefix("echo-") && !name.contains(".")
+                && FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && !isDirectory.boolValue
+                && FileManager.default.isExecutableFile(atPath: path)
+        }.map { String($0.dropFirst("echo-".count)) }.sorted()
     }
 
     /// The count whose step runs the curve, or nil without --curve.
