@@ -147,4 +147,20 @@ struct ExitStatusTests {
         #expect(last.hasPrefix("loadgen: 1 of 1 steps failed; the first, threads/x at 10: "), "\(outcome.stderr)")
         #expect(last.contains("Error: Unknown option '--bogus-option'"), "\(outcome.stderr)")
     }
+
+    /// Ctrl-C in the middle of a step: 130, and the step is "interrupted", not blamed on the resets
+    /// and the server exit that the interruption itself caused.
+    @Test func anInterruptedSweepExits130AndBlamesNoServer() throws {
+        let out = Self.temporaryPath("sweep-cut")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let outcome = try CommandLineTests.tool("loadgen", [
+            "sweep", "--servers", "threads", "--connections", "10,20", "--duration", "20s", "--warmup", "0s", "--hold", "0s",
+            "--no-churn", "--no-pin", "--out", out,
+        ], timeout: .seconds(60), interruptAfter: .seconds(3))
+        #expect(outcome.status == 130, "\(outcome.stderr)")
+        let results = try SweepResults.decode(Data(contentsOf: URL(fileURLWithPath: out + "/results.json")))
+        #expect(!results.complete)
+        #expect(results.steps.map(\.status) == [.interrupted], "\(results.steps.map(\.reason))")
+        #expect(results.steps.first?.reason == "interrupted (Ctrl-C)")
+    }
 }

@@ -138,9 +138,9 @@ final class SweepRunner {
         if let problem, step.status == .ok, !stop.isRequested {
             step = step.failing(problem, in: .stop, stopped: false)
         }
-        if stop.isRequested && step.status != .interrupted {
-            // Ctrl-C also ends the server: what failed after it (resets, a server gone) is the
-            // interruption's doing, not the server's.
+        if stop.isRequested {
+            // Ctrl-C also ends the server: what failed after it (resets, a server gone, its exit
+            // status) is the interruption's doing, not the server's.
             step.status = .interrupted
             step.failedIn = step.failedIn ?? .stop
             step.reason = "interrupted (Ctrl-C)"
