@@ -25,7 +25,7 @@ extension Loadgen {
                   loadgen ab --servers threads --server c-threads='.build-peers/c-threads-echo {port}' \\
                     -c 100 --idle 14900 --rounds 4
                   loadgen ab --target a=127.0.0.1:7007 --target b=127.0.0.1:7008 --no-pin
-                Exit status: 0 when every run succeeded; 1 otherwise.
+                Exit status: 0 when every run succeeded; 1 otherwise, with one line saying why; 130 when interrupted.
                 """)
 
         @Option(help: ArgumentHelp("This package's servers (echo-NAME beside loadgen), comma-separated: threads,libev,tasks.", valueName: "names"))
@@ -165,7 +165,9 @@ extension Loadgen {
             }
             let result = runner.run(stop: stop)
             Lifecycle.printLine(json ? Report.jsonText(result) : result.table)
-            if !result.complete { throw ExitCode(1) }
+            try ExitStatus.finish(
+                succeeded: result.complete, interrupted: stop.isRequested,
+                why: result.failures.first.map { "\(result.failures.count) run\(result.failures.count == 1 ? "" : "s") failed; the first: \($0)" })
         }
     }
 }
