@@ -54,6 +54,12 @@ public struct ServerOptions: ParsableArguments, Sendable {
 
     public init() {}
 
+    /// Every server's usage line, one form for all (ArgumentParser would spell out some servers'
+    /// options and shorten others' to `<options>`, by their count): the options are listed below it.
+    public static func usage(_ server: String) -> String {
+        "\(server) [--host <host>] [--port <port>] [<options>]"
+    }
+
     public func validate() throws {
         do {
             _ = try SocketAddress.resolve(host, port: 0)

@@ -17,6 +17,7 @@ struct EchoLibev: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "echo-libev",
         abstract: "A TCP echo server (RFC 862) on libev event loops: one ev_io watcher per connection.",
+        usage: ServerOptions.usage("echo-libev"),
         discussion: """
             Each of the --loops event loops runs on its own thread with its own listening socket; the \
             sockets share the port through SO_REUSEPORT, so the kernel spreads new connections among \

@@ -20,6 +20,7 @@ struct EchoTasks: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "echo-tasks",
         abstract: "Echo server: one structured-concurrency task per connection.",
+        usage: ServerOptions.usage("echo-tasks"),
         discussion: """
             Prints `listening HOST:PORT stats=HOST:PORT pid=PID variant=tasks` once it listens, \
             serves a JSON snapshot on the stats port, and stops on SIGINT/SIGTERM.

@@ -14,6 +14,7 @@ struct EchoThreads: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "echo-threads",
         abstract: "TCP echo server (RFC 862): one pthread per connection, blocking read/write.",
+        usage: ServerOptions.usage("echo-threads"),
         discussion: """
             Prints `listening HOST:PORT stats=HOST:PORT pid=PID variant=threads`, then \
             `stack-size SIZE`, once it accepts connections. SIGINT or SIGTERM stops it: it stops \

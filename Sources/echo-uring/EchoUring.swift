@@ -20,6 +20,7 @@ struct EchoUring: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "echo-uring",
         abstract: "A TCP echo server (RFC 862) on io_uring: multishot accept, multishot recv into a provided-buffer ring.",
+        usage: ServerOptions.usage("echo-uring"),
         discussion: """
             Each of the --loops loops runs on its own thread with its own ring and its own listening \
             socket (SO_REUSEPORT). Rings are set up with IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN | \

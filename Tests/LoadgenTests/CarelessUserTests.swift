@@ -118,6 +118,7 @@ struct CarelessUserTests {
         #expect(help.status == 0)
         let shared = ["--host", "--port", "--backlog", "--buffer-size", "--max-connections", "--stats-port", "--work", "--block",
                       "--block-every", "--version"]
+        #expect(help.stdout.contains("USAGE: \(server) [--host <host>] [--port <port>] [<options>]\n"), "\(help.stdout)")
         for option in shared + own { #expect(help.stdout.contains("  \(option) "), "\(server) --help lacks \(option)") }
         for option in others { #expect(!help.stdout.contains("  \(option) "), "\(server) --help offers \(option)") }
     }
