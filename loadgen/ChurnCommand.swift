@@ -68,6 +68,7 @@ extension Loadgen {
             churn.messageSize = size
             churn.duration = duration
             churn.warmup = warmup
+            churn.lifeTimeout = settings.connectTimeout  // --connect-timeout bounds a life as it bounds a connection and its first echo
             let result: ChurnResult
             let live = TerminalLine(enabled: !progress.noProgress)
             do {

@@ -28,6 +28,19 @@ struct ExitStatusTests {
         #expect(outcome.stderr.filter { $0 == "\n" }.count == 1, "\(outcome.stderr)")
     }
 
+    /// churn's --connect-timeout bounds a life, as it bounds run's connections and first echoes.
+    @Test func churnTimesALifeOutAtTheConnectTimeout() throws {
+        let server = try TestEchoServer(.silent)
+        defer { server.stop() }
+        let outcome = try CommandLineTests.loadgen([
+            "churn", "--target", server.address.description, "--duration", "1500ms", "--warmup", "0s", "--concurrency", "2",
+            "--connect-timeout", "300ms",
+        ])
+        #expect(outcome.status == 1)
+        #expect(outcome.stderr.hasPrefix("loadgen: no life completed in the "), "\(outcome.stderr)")
+        #expect(outcome.stderr.contains("a life got no answer within 300ms"), "\(outcome.stderr)")
+    }
+
     @Test func runAgainstAnHTTPServerSaysItIsNotAnEchoServer() throws {
         let server = try TestEchoServer(.http)
         defer { server.stop() }
