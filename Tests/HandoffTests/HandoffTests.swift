@@ -87,6 +87,15 @@ struct HandoffTests {
         #expect(report.handoffs == 2 * roundTrips)
     }
 
+    /// TaskTurn's continuations are unchecked: many round trips, across the pool's threads and on
+    /// one loop, each counted once (a lost resume would hang, a second one would crash).
+    @Test(arguments: [Tasks.Executor.default, .loop])
+    func manyRoundTripsLoseNoTurn(executor: Tasks.Executor) async throws {
+        let report = try await Tasks.measure(roundTrips: 100_000, executor: executor)
+        #expect(report.roundTrips == 100_000)
+        #expect(report.handoffs == 200_000)
+    }
+
     @Test(arguments: ["local", "pingpong", "tasks"])
     func printsTheArticlesLines(mode: String) throws {
         let result = try runHandoff([mode, "10"])
