@@ -15,7 +15,7 @@ enum RunMerge {
             guard run.mode == "run", run.schemaVersion == first.schemaVersion else {
                 throw StartupError("\(name) is a '\(run.mode)' result of schema \(run.schemaVersion); merge takes `loadgen run --json` results of one schema")
             }
-            guard run.target == first.target else {
+            guard run.target == first.target || sameServer(run, first) else {
                 throw StartupError("\(name) measured \(run.target) but \(firstName) measured \(first.target)")
             }
             let (a, b) = (run.settings, first.settings)
@@ -81,6 +81,13 @@ enum RunMerge {
             SendLateness.attach(lateness.dropFirst().reduce(into: firstLateness) { $0.add($1) }, to: &merged)
         }
         return merged
+    }
+
+    /// Two runs that reached one server by different addresses (one per client host, as
+    /// bench/multi-host.sh's namespaces do): the same port, and the same server process read.
+    static func sameServer(_ a: LoadResult, _ b: LoadResult) -> Bool {
+        guard let serverA = a.server, let serverB = b.server, serverA.pid == serverB.pid else { return false }
+        return a.target.split(separator: ":").last == b.target.split(separator: ":").last
     }
 
     /// Exact for min, max and Jain's index (from n, Σx, Σx²); the median is the median of the runs'.
