@@ -39,6 +39,9 @@ int curing_ring_create(curing_ring **out, unsigned entries, unsigned cq_entries,
         free(ring);
         return result;
     }
+    // Every io_uring_enter then names the ring by its registered index instead of an fd the
+    // kernel must look up (Linux 5.18+; where it fails, liburing keeps using the fd).
+    io_uring_register_ring_fd(&ring->ring);
     *out = ring;
     return 0;
 }

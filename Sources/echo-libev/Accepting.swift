@@ -68,18 +68,8 @@ extension EventLoop {
         }
         Glibc.close(spareFD)
         spareFD = -1
-        var lostTheSlot = false
-        for _ in 0..<Self.acceptBatch {
-            let fd = Listener.accept(listener, nonBlocking: true)
-            if fd >= 0 {
-                Glibc.close(fd)
-                counters.refuse()
-                continue
-            }
-            if errno == ECONNABORTED { continue }
-            lostTheSlot = errno == EMFILE || errno == ENFILE  // another thread took the freed descriptor
-            break
-        }
+        let stoppedBy = Listener.refuseQueued(listener, counters: counters, limit: Self.acceptBatch)
+        let lostTheSlot = stoppedBy == EMFILE || stoppedBy == ENFILE  // another thread took the freed descriptor
         spareFD = Self.openSpare()
         if lostTheSlot || spareFD < 0 { pauseAccepting() }
     }

@@ -74,16 +74,7 @@ extension RingLoop {
         // The listener is blocking for io_uring's sake; nonblocking while we drain its queue here.
         let flags = fcntl(listener, F_GETFL)
         _ = fcntl(listener, F_SETFL, flags | O_NONBLOCK)
-        while true {
-            let fd = Listener.accept(listener, nonBlocking: true)
-            if fd >= 0 {
-                Glibc.close(fd)
-                counters.refuse()
-                continue
-            }
-            if errno == ECONNABORTED { continue }
-            break  // the queue is empty, or another thread took the freed descriptor (EMFILE)
-        }
+        Listener.refuseQueued(listener, counters: counters)  // until the queue is empty, or the slot is taken
         _ = fcntl(listener, F_SETFL, flags)
         spareFD = Self.openSpare()
         // Unlike accept(2), io_uring's accept takes a descriptor number before it looks at the

@@ -4,9 +4,9 @@
 //   usage: c-uring-echo PORT [plain]      (listens on 127.0.0.1; "plain": no SINGLE_ISSUER,
 //                                           DEFER_TASKRUN, COOP_TASKRUN)
 //
-// One ring with IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN; one multishot accept;
-// per connection one multishot recv into a shared provided-buffer ring (1,024 buffers of 4 KiB,
-// touched at start), so an idle connection holds no buffer. Each message goes straight back out of
+// One ring with IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN (its fd registered); one
+// multishot accept; per connection one multishot recv into a shared provided-buffer ring (1,024
+// buffers of 4 KiB, touched at start), so an idle connection holds no buffer. Each message goes straight back out of
 // its ring buffer with one send (MSG_DONTWAIT, one send in flight per connection), and the buffer
 // returns to the ring when the send completes. A full socket (short send, EAGAIN) or a message
 // arriving while a send is in flight: the bytes are copied into the connection's backlog, the
@@ -252,6 +252,7 @@ int main(int argc, char **argv) {
         params.flags |= IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN;
     int result = io_uring_queue_init_params(1024, &ring, &params);
     if (result < 0) { fprintf(stderr, "c-uring-echo: io_uring_setup: %s\n", strerror(-result)); return 1; }
+    io_uring_register_ring_fd(&ring);  // enter by registered index, as echo-uring does
 
     buffer_ring = mmap(NULL, BUFFERS * sizeof(struct io_uring_buf), PROT_READ | PROT_WRITE,
                        MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
