@@ -78,7 +78,8 @@ public final class PollLoop: TaskExecutor, @unchecked Sendable {
     private let waitingForEvents = Atomic<Bool>(false)
     /// The group's monitor, which hands the loop to another thread during a long blocking call;
     /// nil (a loop of its own, as in tests) runs `blocking` calls inline. Set before the loop runs.
-    var monitor: LoopMonitor?
+    /// Weak: the monitor holds its loops.
+    weak var monitor: LoopMonitor?
     private let wakePending = Atomic<Bool>(false)
     private let stopRequested = Atomic<Bool>(false)
     private let inbox = Mutex(Inbox())
@@ -122,7 +123,15 @@ public final class PollLoop: TaskExecutor, @unchecked Sendable {
         events = .allocate(byteCount: Self.maxEvents * Epoll.eventSize, alignment: 16)
     }
 
-    // The loop lives as long as the process; its descriptors are closed by their owners.
+    /// A loop that has ended and is no longer referenced gives back its epoll descriptor, its
+    /// eventfd and its buffers (a process that makes loops again and again, like `handoff`'s
+    /// rounds or the tests, must not leak them). Registered sockets are their owners' to close.
+    deinit {
+        Glibc.close(epollFD)
+        Glibc.close(wakeFD)
+        scratch.deallocate()
+        events.deallocate()
+    }
 
     /// True on the loop's own thread while it runs.
     @inline(__always)

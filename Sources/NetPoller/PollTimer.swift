@@ -30,12 +30,22 @@ public struct PollTimer: Sendable {
         }
         var expirations: UInt64 = 0
         while Glibc.read(descriptor.fd, &expirations, 8) != 8 {
-            descriptor.readable = false
-            try await descriptor.waitUntilReadable()
+            switch errno {
+            case EAGAIN:  // not expired yet: wait for the timer's event
+                descriptor.readable = false
+                try await descriptor.waitUntilReadable()
+            case EINTR: continue
+            case let code: throw SocketError(code: code, operation: "read timerfd")  // parking would never end
+            }
         }
     }
 
     public func close() {
         descriptor.close()
+    }
+
+    /// For tests: closes the timer's descriptor behind its registration's back, as a bug would.
+    func closeDescriptorOnly() {
+        Glibc.close(descriptor.fd)
     }
 }

@@ -1,0 +1,57 @@
+import Foundation
+import Testing
+
+@testable import NetPoller
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a loop holds of the process ends with it.
+@Suite(.serialized) struct LoopLifetimeTests {
+    /// A loop that was run, stopped and dropped is freed (its deinit closes its epoll descriptor
+    /// and eventfd), and so are a group's loops and monitor: nothing keeps them in a cycle.
+    /// (Weak references rather than a count of open descriptors: other suites open and close
+    /// descriptors in parallel.)
+    @Test func endedLoopsAreFreed() throws {
+        weak var loop: PollLoop?
+        do {
+            let running = try RunningLoop()
+            loop = running.loop
+            _ = try running.onLoop { 1 }
+            running.finish()
+        }
+        #expect(loop == nil, "a stopped loop is still referenced")
+        weak var groupLoop: PollLoop?
+        weak var monitor: LoopMonitor?
+        do {
+            let group = try PollLoopGroup(count: 2, scratchBytes: 64)
+            groupLoop = group.loops[1]
+            monitor = group.monitor
+            let others = try group.startOtherLoops()
+            let main = try PollThread(name: "test-group") { group.run(joining: others) }
+            group.stop()
+            main.join()
+        }
+        #expect(groupLoop == nil, "a stopped group's loop is still referenced")
+        #expect(monitor == nil, "a stopped group's monitor is still referenced")
+    }
+
+    /// A timer whose descriptor fails (here: closed under it) throws instead of parking forever.
+    @Test func timerWithABrokenDescriptorThrows() throws {
+        let running = try RunningLoop()
+        defer { running.finish() }
+        let outcome = try running.onLoop { () async -> String in
+            let timer = try! PollTimer(on: running.loop)
+            timer.closeDescriptorOnly()
+            do {
+                try await timer.sleep(nanoseconds: 1_000_000)
+                return "slept"
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(outcome.contains("Bad file descriptor"), "\(outcome)")
+    }
+
+}
