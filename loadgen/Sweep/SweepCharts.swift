@@ -142,8 +142,10 @@ enum SweepCharts {
         var chart = SVGBarChart(title: definition.title, y: definition.y, categories: scenarios)
         chart.series = servers.map { server in
             (name: server, values: scenarios.map { scenario in
-                results.steps.filter { $0.scenario == scenario && $0.server == "\(server)/\(scenario)" }
-                    .max { $0.connections < $1.connections }.flatMap(definition.value)
+                // With --rounds, several steps share the largest count: their median.
+                let steps = results.steps.filter { $0.scenario == scenario && $0.server == "\(server)/\(scenario)" }
+                let largest = steps.map(\.connections).max()
+                return Spread(steps.filter { $0.connections == largest }.compactMap(definition.value))?.median
             })
         }
         chart.footer = footer(results)
