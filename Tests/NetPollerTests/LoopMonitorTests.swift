@@ -137,3 +137,24 @@ final class Lines: Sendable {
     func add(_ line: String) { lines.withLock { $0.append(line) } }
     var all: [String] { lines.withLock { $0 } }
 }
+
+extension LoopMonitorTests {
+    /// A spare thread that takes over a loop sleeps as the loop's own thread would: it has the
+    /// process's timer slack, not the monitor's 1 ns (a thread inherits its creator's), or a
+    /// handed-off blocking call would cost less than the same call made inline.
+    @Test func spareThreadsKeepTheProcessTimerSlack() throws {
+        let running = try RunningGroup()
+        let loop = running.group.loops[0]
+        let slacks = try running.onLoop { () async -> [Int32] in
+            let own = prctl(30)  // PR_GET_TIMERSLACK, on the loop's first thread
+            _ = await loop.blocking { usleep(100_000) }  // handed off: the task comes back on a spare
+            return [own, prctl(30)]
+        }
+        #expect(running.group.handOffs >= 1)
+        #expect(slacks[0] == slacks[1], "the loop's thread had \(slacks[0]) ns of slack, the spare \(slacks[1])")
+        running.finish()
+    }
+}
+
+@_silgen_name("prctl")
+private func prctl(_ option: Int32, _ a: UInt = 0, _ b: UInt = 0, _ c: UInt = 0, _ d: UInt = 0) -> Int32
