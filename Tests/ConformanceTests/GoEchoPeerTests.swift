@@ -45,7 +45,7 @@ struct GoEchoPeerTests {
         #expect(used >= 0.02, "100 messages with --work 2ms used \(used) s of go-echo's CPU")
     }
 
-    @Test(arguments: [["--bogus"], ["--block", "-1ms"], ["--block-every", "0"], ["extra"]])
+    @Test(arguments: [["--bogus"], ["--block", "-1ms"], ["--block", "1ms", "--block-every", "0"], ["--block-every", "3"], ["extra"]])
     func badOptionsAreRefused(_ options: [String]) throws {
         let server = try GoEcho(options)
         defer { server.stop() }

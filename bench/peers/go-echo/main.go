@@ -111,6 +111,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "go-echo: -block-every must be at least 1")
 		os.Exit(2)
 	}
+	flag.Visit(func(f *flag.Flag) {
+		if f.Name == "block-every" && cost.block == 0 {
+			fmt.Fprintln(os.Stderr, "go-echo: -block-every needs -block")
+			os.Exit(2)
+		}
+	})
 	cost.blockEvery = *blockEvery
 
 	listener, err := net.Listen("tcp4", "127.0.0.1:"+port)
