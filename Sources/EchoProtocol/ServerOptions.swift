@@ -35,6 +35,21 @@ public struct ServerOptions: ParsableArguments, Sendable {
     public var statsPort: Int = 0
 
     @Option(
+        parsing: .unconditional, help: ArgumentHelp(
+            "Address of the stats endpoint, which tells the server's pid, memory and counters (default: loopback, 127.0.0.1, or ::1 when --host has only IPv6 addresses, whatever --host is).",
+            valueName: "host"))
+    public var statsHost: String?
+
+    /// Where the stats endpoint listens: `--stats-host`, else loopback in --host's family. The
+    /// snapshot tells anyone who connects the pid, memory and counters, so `--host 0.0.0.0` (serving
+    /// remote clients) must not carry it onto the network too.
+    public var statsListenHost: String {
+        if let statsHost { return statsHost }
+        let first = try? SocketAddress.resolve(host, port: 0).first
+        return first?.isIPv4 == false ? "::1" : "127.0.0.1"
+    }
+
+    @Option(
         parsing: .unconditional, help: ArgumentHelp("CPU-bound work per message, after its read and before its echo: spinning, not a sleep (e.g. 20us; above 0, at most 1s).", valueName: "duration"),
         transform: OptionValue.positiveDuration("--work"))
     public var work: Duration?
@@ -65,6 +80,13 @@ public struct ServerOptions: ParsableArguments, Sendable {
             _ = try SocketAddress.resolve(host, port: 0)
         } catch {
             throw ValidationError("--host: \(error)")
+        }
+        if let statsHost {
+            do {
+                _ = try SocketAddress.resolve(statsHost, port: 0)
+            } catch {
+                throw ValidationError("--stats-host: \(error)")
+            }
         }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, got \(port)") }
         guard (0...65535).contains(statsPort) else {

@@ -41,7 +41,7 @@ public final class ServerRuntime: Sendable {
         // or `--host 10.1.2.3 --port 7100` would read as a failure of port 0.
         let address = orExit(tool: "echo-\(variant)") {
             do {
-                return try StatsEndpoint.start(host: options.host, port: options.statsPort) {
+                return try StatsEndpoint.start(host: options.statsListenHost, port: options.statsPort) {
                     ServerSnapshot.ofSelf(variant: variant, counters: counters, startedAt: startedAt)
                 }
             } catch {

@@ -74,15 +74,40 @@ struct ConformanceSuite {
         try withServer(spec) { try Conformance.stopsOnSigtermWithOpenConnections($0) }
     }
 
-    /// `--host` as people type it: IPv6 loopback, and a name (its IPv4 address first).
+    /// `--host` as people type it: IPv6 loopback, and a name (its IPv4 address first). The stats
+    /// endpoint follows the family: ::1 for an IPv6-only host.
     @Test(arguments: allServers)
     func listensOnIPv6AndOnNames(_ spec: ServerSpec) throws {
         for (host, expected) in [("::1", "::1"), ("localhost", "127.0.0.1")] {
             try withServer(spec, extra: ["--host", host]) { server in
                 #expect(server.address.host == expected, "--host \(host) listened on \(server.address)")
+                #expect(server.ready?.stats.host == expected, "--host \(host): stats on \(server.ready!.stats)")
                 try Conformance.echoesExactly(server, size: 1000)
                 #expect(try server.snapshot().counters?.accepted == 1)
             }
+        }
+    }
+
+    /// The stats endpoint tells anyone who connects the server's pid, memory and counters, so it
+    /// stays on loopback whatever `--host` is, unless `--stats-host` names an address. 127.0.0.2
+    /// stands in for "another interface" (`--host 0.0.0.0`) without leaving the machine.
+    @Test(arguments: allServers)
+    func statsEndpointStaysOnLoopback(_ spec: ServerSpec) throws {
+        try withServer(spec, extra: ["--host", "127.0.0.2"]) { server in
+            let stats = try #require(server.ready?.stats)
+            #expect(server.address.host == "127.0.0.2")
+            #expect(stats.host == "127.0.0.1", "--host 127.0.0.2 put the stats endpoint on \(stats)")
+            #expect(try StatsEndpoint.fetch(from: stats).pid == server.pid)
+            var elsewhere = stats
+            elsewhere.ip = SocketAddress("127.0.0.2")!.ip
+            #expect(throws: (any Error).self, "the stats port answered on --host's address") {
+                try StatsEndpoint.fetch(from: elsewhere, timeoutSeconds: 2)
+            }
+        }
+        try withServer(spec, extra: ["--host", "127.0.0.2", "--stats-host", "127.0.0.3"]) { server in
+            let stats = try #require(server.ready?.stats)
+            #expect(stats.host == "127.0.0.3", "--stats-host 127.0.0.3 put the stats endpoint on \(stats)")
+            #expect(try StatsEndpoint.fetch(from: stats).pid == server.pid)
         }
     }
 

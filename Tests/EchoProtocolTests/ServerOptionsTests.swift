@@ -16,6 +16,16 @@ struct ServerOptionsTests {
         #expect(try ServerOptions.parse(["--host", host]).host == host)
     }
 
+    /// The stats endpoint's address: loopback in --host's family unless --stats-host names one.
+    @Test(arguments: [
+        (["--host", "0.0.0.0"], "127.0.0.1"), (["--host", "::"], "::1"), (["--host", "::1"], "::1"),
+        (["--host", "localhost"], "127.0.0.1"), ([], "127.0.0.1"),
+        (["--host", "0.0.0.0", "--stats-host", "0.0.0.0"], "0.0.0.0"),
+    ])
+    func statsStayOnLoopbackUnlessNamed(_ arguments: [String], _ expected: String) throws {
+        #expect(try ServerOptions.parse(arguments).statsListenHost == expected)
+    }
+
     @Test func bufferSizeAcceptsUnits() throws {
         #expect(try ServerOptions.parse(["--buffer-size", "64K"]).bufferSize == 65_536)
         #expect(try ServerOptions.parse(["--buffer-size", "1MiB"]).bufferSize == 1 << 20)
@@ -25,7 +35,7 @@ struct ServerOptionsTests {
     @Test(arguments: [
         ["--port", "70000"], ["--port", "-1"], ["--port", "x"], ["--host", "nosuch.invalid"], ["--host", "1.2.3"],
         ["--backlog", "0"], ["--buffer-size", "0"], ["--buffer-size", "1T"], ["--buffer-size", "65M"],
-        ["--max-connections", "0"], ["--stats-port", "65536"], ["--port", "9000", "--stats-port", "9000"],
+        ["--max-connections", "0"], ["--stats-port", "65536"], ["--stats-host", "1.2.3"], ["--stats-host", "nosuch.invalid"], ["--port", "9000", "--stats-port", "9000"],
     ])
     func rejectsBadValues(_ arguments: [String]) {
         #expect(throws: (any Error).self) { try ServerOptions.parse(arguments) }

@@ -116,7 +116,7 @@ struct CarelessUserTests {
     func everyServerListsItsOptions(_ server: String, _ own: [String], _ others: [String]) throws {
         let help = try CommandLineTests.tool(server, ["--help"])
         #expect(help.status == 0)
-        let shared = ["--host", "--port", "--backlog", "--buffer-size", "--max-connections", "--stats-port", "--work", "--block",
+        let shared = ["--host", "--port", "--backlog", "--buffer-size", "--max-connections", "--stats-port", "--stats-host", "--work", "--block",
                       "--block-every", "--version"]
         #expect(help.stdout.contains("USAGE: \(server) [--host <host>] [--port <port>] [<options>]\n"), "\(help.stdout)")
         for option in shared + own { #expect(help.stdout.contains("  \(option) "), "\(server) --help lacks \(option)") }
