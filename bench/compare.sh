@@ -3,7 +3,7 @@
 # side, pinned (server CPU 0, loadgen CPU 1 on a 2-CPU machine), into OUT (default results-compare/).
 # Three rounds, the servers alternating at each count, every figure the median of its rounds with
 # their range: one pass on a noisy machine reads noise as a result (issue 21).
-# Then the failure scenarios (README "Where each model breaks") with go-echo beside our servers,
+# Then the failure scenarios (docs/measurements.md, "Where each model breaks") with go-echo beside our servers,
 # into OUT/scenarios, the same rounds.
 # About 32 minutes on 2 cores: 8 servers x 3 connection counts x ROUNDS (default 3), an idle, a
 # loaded and a churn phase each; then 5 servers x 3 scenarios x ROUNDS at 1,000 connections.

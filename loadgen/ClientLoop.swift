@@ -505,7 +505,6 @@ final class ClientLoop: @unchecked Sendable {
         inFlight &+= 1
     }
 
-    /// Writes what is queued; on a full socket buffer, waits for EPOLLOUT.
     /// A connection's first message came back: it is up.
     private func greeted() {
         pendingGreetings -= 1
@@ -513,6 +512,7 @@ final class ClientLoop: @unchecked Sendable {
         status.resolved.wrappingAdd(1, ordering: .relaxed)
     }
 
+    /// Writes what is queued; on a full socket buffer, waits for EPOLLOUT.
     @inline(__always)
     private func pump(_ index: Int) {
         let connection = connections + index

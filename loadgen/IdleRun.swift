@@ -143,7 +143,7 @@ struct IdleServerFigures: Codable, Sendable, Equatable {
     }
 }
 
-/// Everything `loadgen idle` measured; documented with LoadResult in README.md ("loadgen JSON").
+/// Everything `loadgen idle` measured; documented with LoadResult in docs/loadgen.md.
 struct IdleResult: Codable, Sendable, Equatable {
     var schemaVersion = LoadResult.currentSchemaVersion
     var mode = "idle"

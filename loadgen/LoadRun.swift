@@ -186,7 +186,7 @@ struct LoadRun: Sendable {
     }
 
     /// A server snapshot, or nil with the reason added to `note`. `took` keeps the longest read so far:
-    /// a read inside a measured window takes this thread's CPU from the load (see ServerFigures.readNote).
+    /// a read inside a measured window takes this thread's CPU from the load (see ServerReadCost.note).
     static func read(_ probe: ServerProbe?, note: inout String?, when: String, took: inout ServerReadCost,
                      proportional: Bool = false) -> ServerSnapshot? {
         guard let probe else { return nil }

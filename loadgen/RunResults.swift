@@ -209,7 +209,7 @@ struct ConnectionFigures: Codable, Sendable, Equatable {
 }
 
 /// Everything `loadgen run` measured; `--json` prints it, the sweep collects it.
-/// The schema is documented in README.md ("loadgen JSON"); bump `currentSchemaVersion` on any change
+/// The schema is documented in docs/loadgen.md; bump `currentSchemaVersion` on any change
 /// that is not a new optional field.
 struct LoadResult: Codable, Sendable, Equatable {
     static let currentSchemaVersion = 1

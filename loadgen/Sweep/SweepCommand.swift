@@ -12,14 +12,18 @@ struct Sweep: ParsableCommand {
         abstract: "Start each server, measure it at each connection count, and chart connections against memory.",
         discussion: """
             For each server and each connection count N, a fresh server is started
-            (--port 0; its readiness line gives the ports) and measured in two phases:
+            (--port 0; its readiness line gives the ports) and measured in three phases:
               idle    N connections open, one echo each, then silent. RSS per
                       connection = (RSS with N idle - RSS before the first) / N;
                       also VmSize, threads and open files.
               loaded  the N stay open, --active of them send closed loop for
                       --duration after --warmup: msgs/s, p50/p99, server and
                       client CPU, context switches per message, fairness.
-            Then the server gets SIGTERM and must exit 0 before the next starts. A
+              churn   the N still open, --churn-concurrency lives (connect, one
+                      echo, close) in flight: lives/s, server CPU per connection
+                      (--no-churn skips it).
+            With --curve, a latency curve at one count; with --rounds N, each step N
+            times, the servers alternating. Then the server gets SIGTERM and must exit 0 before the next starts. A
             step that cannot run (e.g. a server out of threads) is recorded as failed
             with its reason, and the sweep goes on. Results are rewritten after every
             step; Ctrl-C ends the server, stops the sweep and keeps what it measured.

@@ -1,4 +1,4 @@
-// handoff-go: the Go side of `handoff`, for the README's comparison.
+// handoff-go: the Go side of `handoff`, for the comparison in docs/measurements.md.
 //
 //	handoff-go pingpong N        two goroutines pass a turn over unbuffered channels: N round trips
 //	handoff-go sleepers N DUR    N goroutines each sleep DUR; peak RSS per goroutine
