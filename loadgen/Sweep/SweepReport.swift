@@ -102,7 +102,8 @@ enum SweepReport {
 
     // MARK: index.html
 
-    /// One page: what ran where, every chart, the table, and links to the data.
+    /// One page: the answer first (a headline row and a sentence per server), what ran where, every
+    /// chart, the whole table (in a box of its own that scrolls sideways), and links to the data.
     static func html(_ results: SweepResults, charts: [(file: String, title: String)]) -> String {
         let settings = results.settings
         var page: [String] = [
@@ -117,9 +118,15 @@ enum SweepReport {
             "th:nth-child(-n+3), td:nth-child(-n+3) { text-align: left; }",
             "tr.failed td, tr.interrupted td { color: #b00; }",
             "code { background: #f4f4f4; padding: 1px 4px; }",
+            "div.wide { overflow-x: auto; max-width: 100%; border: 1px solid #ddd; margin: 1em 0; }",
+            "table.headline { font-size: 14px; }",
+            "table.headline th:nth-child(n+2), table.headline td:nth-child(n+2) { text-align: right; }",
             "</style></head><body>",
             "<h1>echo-lab: connections vs memory</h1>",
             "<p>\(results.machine.summary.xmlEscaped) · \(settings.pinning.summary.xmlEscaped)</p>",
+        ]
+        page += SweepHeadline.html(SweepHeadline.rows(results))
+        page += [
             "<p>Servers: " + settings.servers.map { "<code>\($0.command.xmlEscaped)</code> (\($0.name.xmlEscaped))" }
                 .joined(separator: ", ") + "</p>",
             "<p>Each step starts a fresh server. Idle phase: N connections, one echo each, then silent; "
@@ -145,7 +152,7 @@ enum SweepReport {
             for file in heatmaps { page.append(#"<img src="\#(file.xmlEscaped)" alt="latency over time">"#) }
         }
         page.append("<h2>Results</h2>")
-        page.append("<table>")
+        page.append(#"<div class="wide"><table>"#)
         let columns = visibleColumns(results)
         page.append("<tr>" + columns.map { "<th>\($0.heading.xmlEscaped)</th>" }.joined() + "</tr>")
         for step in results.steps {
@@ -153,7 +160,7 @@ enum SweepReport {
             let title = step.reason.map { #" title="\#($0.xmlEscaped)""# } ?? ""
             page.append(#"<tr class="\#(step.status.rawValue)"\#(title)>"# + cells + "</tr>")
         }
-        page.append("</table>")
+        page.append("</table></div>")
         let failed = results.steps.filter { $0.status != .ok }
         if !failed.isEmpty {
             page.append("<ul>")
