@@ -87,25 +87,6 @@ public enum Listener {
         }
     }
 
-    /// Accepts up to `limit` queued connections from a nonblocking listener and closes each at
-    /// once, counted as refused: the graceful refusal of a server out of descriptors that has just
-    /// freed one (its spare) for the purpose. Returns the errno that ended it: EAGAIN when the
-    /// queue is empty, EMFILE or ENFILE when another thread took the freed descriptor; 0 at `limit`.
-    @discardableResult
-    public static func refuseQueued(_ listenFD: Int32, counters: ServerCounters, limit: Int = .max) -> Int32 {
-        for _ in 0..<limit {
-            let fd = accept(listenFD, nonBlocking: true)
-            if fd >= 0 {
-                close(fd)
-                counters.refuse()
-                continue
-            }
-            if errno == ECONNABORTED { continue }
-            return errno
-        }
-        return 0
-    }
-
     @discardableResult
     public static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) -> Bool {
         var value = value

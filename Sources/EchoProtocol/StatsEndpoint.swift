@@ -19,12 +19,16 @@ public enum StatsEndpoint {
             while true {
                 let client = Listener.accept(fd, nonBlocking: false)
                 guard client >= 0 else {
-                    // Out of descriptors: back off instead of spinning; anything else ends the endpoint.
-                    if errno == EMFILE || errno == ENFILE || errno == ECONNABORTED {
+                    switch AcceptPolicy.failure(errno) {
+                    case .failedInQueue:
+                        continue
+                    case .outOfDescriptors:
+                        // No spare here: the echo loops refuse clients; a stats client waits its turn.
                         usleep(100_000)
                         continue
+                    case .queueEmpty, .other:
+                        return  // a blocking listener that fails otherwise is gone
                     }
-                    return
                 }
                 let json = Array(snapshot().jsonLine().utf8) + [UInt8(ascii: "\n")]
                 _ = writeAll(client, json)

@@ -11,7 +11,7 @@ import Glibc
 /// the listener stays readable and a level-triggered loop calls us again at once: 100% CPU doing
 /// nothing. The manual offers two remedies and we use both:
 ///
-/// 1. Keep a spare descriptor (/dev/null). Out of descriptors, give it up, accept the queued
+/// 1. Keep a spare descriptor (`SpareDescriptor`). Out of descriptors, give it up, accept the queued
 ///    connections, close them at once (the client sees an orderly close, not a hang), take the spare
 ///    back. This refuses clients gracefully, but it is exact only in a single-threaded program:
 ///    another thread (the other loops, the stats endpoint) may grab the freed slot first.
@@ -27,16 +27,15 @@ extension EventLoop {
             let fd = Listener.accept(listener, nonBlocking: true)
             guard fd >= 0 else {
                 let code = errno
-                switch code {
-                case EAGAIN:
-                    return  // the queue is empty
-                case EMFILE, ENFILE:
+                switch AcceptPolicy.failure(code) {
+                case .queueEmpty:
+                    return
+                case .outOfDescriptors:
                     refuseQueuedConnections(code)
                     return
-                case ECONNABORTED, EPROTO, ENETDOWN, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP,
-                    ENETUNREACH:
-                    continue  // that connection failed before we took it (accept(2): "treat like EAGAIN")
-                default:
+                case .failedInQueue:
+                    continue
+                case .other:
                     warn("echo-libev: accept failed: \(errnoDescription(code)); retrying in \(Self.acceptRetryDelay) s")
                     pauseAccepting()
                     return
@@ -62,16 +61,10 @@ extension EventLoop {
                 + "until some close (ulimit -n raises the limit)")
             warnedOutOfDescriptors = true
         }
-        guard spareFD >= 0 else {
+        // More queued after a batch: the listener stays readable and libev calls again.
+        if spare.refuseQueued(on: listener, batch: Self.acceptBatch, counters: counters) == .noSlot {
             pauseAccepting()
-            return
         }
-        Glibc.close(spareFD)
-        spareFD = -1
-        let stoppedBy = Listener.refuseQueued(listener, counters: counters, limit: Self.acceptBatch)
-        let lostTheSlot = stoppedBy == EMFILE || stoppedBy == ENFILE  // another thread took the freed descriptor
-        spareFD = Self.openSpare()
-        if lostTheSlot || spareFD < 0 { pauseAccepting() }
     }
 
     /// Stops watching the listener; `acceptRetryDue` resumes after `acceptRetryDelay`. Connections
@@ -85,13 +78,8 @@ extension EventLoop {
     }
 
     func resumeAccepting() {
-        if spareFD < 0 { spareFD = Self.openSpare() }
+        spare.reopenIfLost()
         ev_io_start(loop, acceptWatcher)
-    }
-
-    /// The reserve descriptor: cheap to hold, and closing it frees exactly one slot.
-    static func openSpare() -> Int32 {
-        Glibc.open("/dev/null", O_RDONLY | O_CLOEXEC)
     }
 }
 

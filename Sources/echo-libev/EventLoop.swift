@@ -55,9 +55,8 @@ final class EventLoop: @unchecked Sendable {
     /// pointer, because a class's stored `var` costs a dynamic exclusivity check per access.
     let tally: UnsafeMutablePointer<ByteTally>
 
-    /// A descriptor held in reserve for running out of them (see `refuseQueuedConnections`); -1
-    /// while it is given up.
-    var spareFD: Int32 = -1
+    /// A descriptor held in reserve for running out of them (see `refuseQueuedConnections`).
+    var spare = SpareDescriptor()
 
     /// Set when the loop reports running out of descriptors, cleared by the next successful accept,
     /// so the warning appears once per episode instead of once per refused connection.
@@ -92,7 +91,6 @@ final class EventLoop: @unchecked Sendable {
         self.offloadWatcher = block.pointer(to: \.offloadWatcher)!
         self.tallyWatcher = block.pointer(to: \.tallyWatcher)!
         self.tally = block.pointer(to: \.tally)!
-        self.spareFD = Self.openSpare()
 
         // Every callback finds this object through the loop's user pointer. The array of loops in
         // `EchoLibev.run` keeps it alive for as long as the loop runs.
@@ -140,8 +138,7 @@ final class EventLoop: @unchecked Sendable {
         ev_async_stop(loop, stopWatcher)
         ev_async_stop(loop, offloadWatcher)
         Glibc.close(listener)
-        if spareFD >= 0 { Glibc.close(spareFD) }
-        spareFD = -1
+        spare.close()
         for case let connection? in connections { close(connection) }
         ev_break(loop, clibev_break_all())
     }

@@ -42,38 +42,43 @@ final class Acceptor: Sendable {
         let limit = runtime.options.maxConnections
         var warning = RateLimitedWarning(tool: "echo-threads")
         // Held in reserve for EMFILE: closing it frees one descriptor to accept and close the
-        // pending connection with, so the client is told at once instead of waiting in the backlog
-        // (libev's manual: "The special problem of accept()ing when you can't").
-        var spareFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        // pending connection with, so the client is told at once instead of waiting in the backlog.
+        var spare = SpareDescriptor()
+        // Out of descriptors, Linux fails accept(2) before it looks at the queue, so a blocking
+        // accept returns at once. Then wait with poll until a client is queued, and accept it as
+        // usual first: descriptors may have been freed meanwhile, and that client is served. Only
+        // if accept still fails is the queue refused with the spare's slot, nonblocking. (A blocking
+        // accept with the spare given up would wait for the next client and refuse it even when
+        // descriptors had been freed meanwhile.)
+        var outOfDescriptors = false
 
         while true {
+            if outOfDescriptors {
+                guard waitUntilQueued() else { return }
+            }
             let fd = Listener.accept(listenFD, nonBlocking: false)
             if fd < 0 {
                 let code = errno
                 if stopping.load(ordering: .sequentiallyConsistent) { return }
-                switch code {
-                case ECONNABORTED, EPROTO, EPERM:
-                    continue  // that connection died in the backlog; the next one is fine
-                case EMFILE, ENFILE:
-                    if spareFD >= 0 {
-                        close(spareFD)
-                        let pending = Listener.accept(listenFD, nonBlocking: false)
-                        if pending >= 0 {
-                            close(pending)
-                            counters.refuse()
-                        }
-                        spareFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
-                    } else {
-                        usleep(10_000)
-                        spareFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
-                    }
+                switch AcceptPolicy.failure(code) {
+                case .failedInQueue, .queueEmpty:
+                    continue
+                case .outOfDescriptors:
                     warning.emit("out of file descriptors (\(errnoDescription(code))); closing new connections at once")
-                default:
+                    if outOfDescriptors,
+                        spare.refuseQueued(on: listenFD, batch: 128, counters: counters) == .noSlot
+                    {
+                        usleep(10_000)  // the freed slot went elsewhere: rest instead of spinning
+                    }
+                    outOfDescriptors = true
+                case .other:
                     warning.emit("cannot accept: \(errnoDescription(code))")
                     usleep(10_000)  // ENOBUFS, ENOMEM: give the system a moment instead of spinning
                 }
                 continue
             }
+            outOfDescriptors = false
+            spare.reopenIfLost()
 
             guard counters.admit(limit: limit) else {
                 close(fd)
@@ -100,6 +105,18 @@ final class Acceptor: Sendable {
                     "cannot create a thread (\(errnoDescription(result))) with \(counters.snapshot.active) connections open; connection closed")
             }
         }
+    }
+
+    /// Blocks until a connection is queued on the listener (or `stop()`: false). Polls in 100 ms
+    /// slices so a stop is seen even if the shut-down listener raised no event.
+    private func waitUntilQueued() -> Bool {
+        var entry = pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)
+        while !stopping.load(ordering: .sequentiallyConsistent) {
+            let ready = poll(&entry, 1, 100)
+            if ready > 0 { return true }
+            if ready < 0 && errno != EINTR { return true }  // let accept report what is wrong
+        }
+        return false
     }
 
     private func refuse(_ fd: Int32, counters: ServerCounters) {

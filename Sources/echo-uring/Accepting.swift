@@ -31,15 +31,14 @@ extension RingLoop {
             if !acceptArmed && !acceptPaused { armAccept() }
             return
         }
-        switch -result {
-        case EMFILE, ENFILE:
-            refuseQueuedConnections(-result)
-        case ECONNABORTED, EPROTO, ENETDOWN, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH,
-            EINTR, EAGAIN:
-            break  // that connection failed before we took it (accept(2): "treat like EAGAIN")
-        case ECANCELED where !running:
+        switch AcceptPolicy.failure(-result) {
+        case _ where -result == ECANCELED && !running:
             return
-        default:
+        case .outOfDescriptors:
+            refuseQueuedConnections(-result)
+        case .failedInQueue, .queueEmpty:
+            break  // armed again below
+        case .other:
             warn("echo-uring: accept failed: \(errnoDescription(-result)); retrying in 0.1 s")
             pauseAccepting()
         }
@@ -68,15 +67,8 @@ extension RingLoop {
                 + "until some close (ulimit -n raises the limit)")
             warnedOutOfDescriptors = true
         }
-        guard spareFD >= 0 else { return pauseAccepting() }
-        Glibc.close(spareFD)
-        spareFD = -1
-        // The listener is blocking for io_uring's sake; nonblocking while we drain its queue here.
-        let flags = fcntl(listener, F_GETFL)
-        _ = fcntl(listener, F_SETFL, flags | O_NONBLOCK)
-        Listener.refuseQueued(listener, counters: counters)  // until the queue is empty, or the slot is taken
-        _ = fcntl(listener, F_SETFL, flags)
-        spareFD = Self.openSpare()
+        // The listener is blocking for io_uring's sake; `refuseQueued` drains it nonblocking.
+        _ = spare.refuseQueued(on: listener, batch: Int.max, counters: counters)
         // Unlike accept(2), io_uring's accept takes a descriptor number before it looks at the
         // queue: at the limit it fails at once even with nothing queued. So rest in any case.
         pauseAccepting()
@@ -93,7 +85,7 @@ extension RingLoop {
     func resumeAccepting() {
         guard running else { return }
         acceptPaused = false
-        if spareFD < 0 { spareFD = Self.openSpare() }
+        spare.reopenIfLost()
         if !acceptArmed { armAccept() }
     }
 }

@@ -63,8 +63,8 @@ final class RingLoop: @unchecked Sendable {
     var received = 0
     var sent = 0
 
-    /// A descriptor held in reserve for running out of them (see `Accepting.swift`); -1 while given up.
-    var spareFD: Int32 = -1
+    /// A descriptor held in reserve for running out of them (see `Accepting.swift`).
+    var spare = SpareDescriptor()
     var warnedOutOfDescriptors = false
     var acceptPaused = false
     /// The multishot accept is in the kernel (it ends on an error, or when the kernel says so).
@@ -101,7 +101,6 @@ final class RingLoop: @unchecked Sendable {
         self.wakeFD = wake
         self.freeBuffers = settings.ringBuffers
         self.completions = .allocate(capacity: Self.reapBatch)
-        self.spareFD = Self.openSpare()
 
         armAccept()
         armWake()
@@ -168,8 +167,7 @@ final class RingLoop: @unchecked Sendable {
     func stop() {
         publishTally()
         Glibc.close(listener)
-        if spareFD >= 0 { Glibc.close(spareFD) }
-        spareFD = -1
+        spare.close()
         for fd in 0..<Int32(connections.highWater) {
             let connection = connections[fd]
             guard connection.pointee.state.contains(.open) else { continue }
@@ -186,11 +184,6 @@ final class RingLoop: @unchecked Sendable {
         if sent > 0 { counters.sent(sent) }
         received = 0
         sent = 0
-    }
-
-    /// The reserve descriptor: cheap to hold, and closing it frees exactly one slot.
-    static func openSpare() -> Int32 {
-        Glibc.open("/dev/null", O_RDONLY | O_CLOEXEC)
     }
 }
 

@@ -99,17 +99,9 @@ struct ThreadsTests {
     @Test func outOfDescriptorsClosesNewConnectionsAtOnce() throws {
         let server = try ServerProcess.started(spec, extra: ["--stack-size", "64K"], shellPrefix: "ulimit -n 64")
         defer { server.stop() }
-        var sockets: [TestSocket] = []
-        var closedAtOnce = 0
-        for _ in 0..<80 {
-            let socket = try TestSocket(connectingTo: server.address, timeout: 3)
-            try socket.send([5])
-            switch socket.readOutcome() {
-            case .data(1): sockets.append(socket)
-            case .endOfFile, .reset: closedAtOnce += 1
-            case let other: throw ConformanceFailure("a connection neither echoed nor was closed: \(other)")
-            }
-        }
+        let connected = try connect(80, to: server)
+        var sockets = connected.served
+        let closedAtOnce = connected.closed
         #expect(sockets.count >= 40 && closedAtOnce >= 10, "served \(sockets.count), closed \(closedAtOnce)")
         #expect(server.stderr.lines.contains { $0.contains("out of file descriptors") }, "\(server.stderr.lines)")
         let cpu = try cpuSeconds(of: server)
@@ -123,6 +115,45 @@ struct ThreadsTests {
             try socket.send([6])
             return socket.readOutcome() == .data(1)
         }
+    }
+
+    /// Out of descriptors, the acceptor waits (poll) for a queued client before it gives up its
+    /// spare: once ten clients have closed, the very next one is served. (A blocking accept that
+    /// waited with the spare given up took that client and refused it, descriptors free or not.)
+    @Test func theFirstClientAfterDescriptorsFreeUpIsServed() throws {
+        let server = try ServerProcess.started(spec, extra: ["--stack-size", "64K"], shellPrefix: "ulimit -n 64")
+        defer { server.stop() }
+        let connected = try connect(80, to: server)
+        var served = connected.served
+        let refused = connected.closed
+        #expect(served.count >= 40 && refused >= 10, "served \(served.count), refused \(refused)")
+        let full = try #require(ServerSnapshot.ofProcess(pid: server.pid)).openFDs
+        served.suffix(10).forEach { $0.closeNow() }
+        served.removeLast(10)
+        try Conformance.waitFor("the server to close the ten connections' descriptors", timeout: 5) {
+            (ServerSnapshot.ofProcess(pid: server.pid)?.openFDs ?? full) <= full - 10
+        }
+        let socket = try TestSocket(connectingTo: server.address, timeout: 3)
+        try socket.send([9])
+        #expect(socket.readOutcome() == .data(1), "the first client after ten closed was not served")
+        for socket in served.prefix(5) { try expectEcho(on: socket, "an established connection") }
+    }
+
+    /// Connects `count` clients one after another, each sending one byte: those echoed (kept open)
+    /// and how many were closed at once instead.
+    private func connect(_ count: Int, to server: ServerProcess) throws -> (served: [TestSocket], closed: Int) {
+        var served: [TestSocket] = []
+        var closed = 0
+        for _ in 0..<count {
+            let socket = try TestSocket(connectingTo: server.address, timeout: 3)
+            try socket.send([5])
+            switch socket.readOutcome() {
+            case .data(1): served.append(socket)
+            case .endOfFile, .reset: closed += 1
+            case let other: throw ConformanceFailure("a connection neither echoed nor was closed: \(other)")
+            }
+        }
+        return (served, closed)
     }
 
     private func expectEcho(on socket: TestSocket, _ what: String) throws {

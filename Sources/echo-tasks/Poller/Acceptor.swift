@@ -34,8 +34,8 @@ struct Acceptor: Sendable {
         defer { listening.close() }
         let backoff = try PollTimer(on: loop)
         defer { backoff.close() }
-        var spare = Self.openSpare()
-        defer { if spare >= 0 { close(spare) } }
+        var spare = SpareDescriptor()
+        defer { spare.close() }
         var warnedOutOfDescriptors = false
         try await withThrowingDiscardingTaskGroup { batches in
             var batch: ConnectionBatch? = nil
@@ -47,11 +47,11 @@ struct Acceptor: Sendable {
                 if fd < 0 {
                     acceptedInARow = 0
                     let code = errno
-                    switch code {
-                    case EAGAIN:
+                    switch AcceptPolicy.failure(code) {
+                    case .queueEmpty:
                         listening.readable = false
                         try await listening.waitUntilReadable()
-                    case EMFILE, ENFILE:
+                    case .outOfDescriptors:
                         if !warnedOutOfDescriptors {
                             Lifecycle.warn("echo-tasks: out of file descriptors (\(errnoDescription(code))); "
                                 + "refusing new connections until some close (ulimit -n raises the limit)")
@@ -60,7 +60,7 @@ struct Acceptor: Sendable {
                         // Linux takes the descriptor before it looks at the queue: EMFILE does not
                         // mean a connection waits. Refusing ends at EAGAIN (drained: wait for the
                         // next one as usual) or without a slot (rest).
-                        switch refuseQueued(listening.fd, spare: &spare) {
+                        switch spare.refuseQueued(on: listening.fd, batch: Self.batch, counters: counters) {
                         case .drained:
                             listening.readable = false
                             try await listening.waitUntilReadable()
@@ -69,16 +69,16 @@ struct Acceptor: Sendable {
                         case .noSlot:
                             try await backoff.sleep(nanoseconds: Self.retryDelayNanoseconds)
                         }
-                    case _ where Self.failedBeforeTaken(code):
-                        continue  // that connection failed before we took it (accept(2): "treat like EAGAIN")
-                    default:
+                    case .failedInQueue:
+                        continue
+                    case .other:
                         Lifecycle.warn("echo-tasks: accept failed: \(errnoDescription(code)); retrying in 0.1 s")
                         try await backoff.sleep(nanoseconds: Self.retryDelayNanoseconds)
                     }
                     continue
                 }
                 warnedOutOfDescriptors = false
-                if spare < 0 { spare = Self.openSpare() }
+                spare.reopenIfLost()
                 if let connection = admit(fd) {
                     if batch == nil || batch!.isFull {
                         batch?.close()
@@ -130,42 +130,5 @@ struct Acceptor: Sendable {
             counters.refuseAdmitted()
             return nil
         }
-    }
-
-    enum Refusal { case drained, more, noSlot }
-
-    /// Accepts and closes what is queued, with the spare descriptor's slot: `drained` once accept
-    /// says EAGAIN, `more` after a batch; `noSlot` when that slot was lost to another thread or the
-    /// spare cannot be had again (then the caller rests).
-    private func refuseQueued(_ listener: Int32, spare: inout Int32) -> Refusal {
-        if spare < 0 { spare = Self.openSpare() }  // lost earlier: try again while there may be room
-        guard spare >= 0 else { return .noSlot }
-        close(spare)
-        spare = -1
-        var outcome = Refusal.more
-        for _ in 0..<Self.batch {
-            let fd = Listener.accept(listener, nonBlocking: true)
-            if fd >= 0 {
-                close(fd)
-                counters.refuse()
-                continue
-            }
-            if Self.failedBeforeTaken(errno) { continue }
-            outcome = errno == EAGAIN ? .drained : .noSlot
-            break
-        }
-        spare = Self.openSpare()
-        return spare >= 0 ? outcome : .noSlot
-    }
-
-    /// accept(2) errors that belong to a connection that failed in the queue: "treat like EAGAIN" and retry.
-    static func failedBeforeTaken(_ code: Int32) -> Bool {
-        [ECONNABORTED, EPROTO, ENETDOWN, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH]
-            .contains(code)
-    }
-
-    /// The reserve descriptor: cheap to hold, and closing it frees exactly one slot.
-    static func openSpare() -> Int32 {
-        open("/dev/null", O_RDONLY | O_CLOEXEC)
     }
 }
