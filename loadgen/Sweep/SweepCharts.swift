@@ -101,7 +101,13 @@ enum SweepCharts {
         ]
         chart.series = layers.map { name, part in
             (name: name, values: largest.map { entry in
-                entry.step.completedIdle.flatMap { idle in idle.kernelPerConnection.map { part(idle, $0) } }
+                // With --rounds, every round's step at that count: the median of the layer.
+                let rounds = results.steps.filter {
+                    $0.server == entry.server && $0.connections == entry.step.connections
+                }
+                return Spread(rounds.compactMap { step in
+                    step.completedIdle.flatMap { idle in idle.kernelPerConnection.map { part(idle, $0) } }
+                })?.median
             })
         }
         chart.footer = ["kernel parts: /proc/meminfo and /proc/net/sockstat deltas, every process on the machine (the client's sockets too)"]
