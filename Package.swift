@@ -37,8 +37,10 @@ let package = Package(
         .systemLibrary(name: "CTaskstats"),
         .target(
             name: "EchoProtocol",
-            dependencies: ["CTaskstats", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // A foreign server read from outside (/proc, taskstats): loadgen and the tests, not the servers.
+        .target(name: "ForeignProcess", dependencies: ["EchoProtocol", "CTaskstats"]),
         .executableTarget(
             name: "echo-threads",
             dependencies: ["EchoProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -67,7 +69,7 @@ let package = Package(
         .executableTarget(
             name: "loadgen",
             dependencies: [
-                "EchoProtocol", "NetPoller",
+                "EchoProtocol", "ForeignProcess", "NetPoller",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
@@ -83,13 +85,15 @@ let package = Package(
             dependencies: ["EchoProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tests/BrokenEcho"
         ),
-        .testTarget(name: "EchoProtocolTests", dependencies: ["EchoProtocol"]),
-        .testTarget(name: "LoadgenTests", dependencies: ["loadgen", "EchoProtocol"]),
+        .testTarget(name: "EchoProtocolTests", dependencies: ["EchoProtocol", "ForeignProcess"]),
+        .testTarget(name: "LoadgenTests", dependencies: ["loadgen", "EchoProtocol", "ForeignProcess"]),
         .testTarget(name: "HandoffTests", dependencies: ["handoff"]),
         .testTarget(name: "NetPollerTests", dependencies: ["NetPoller"]),
         .testTarget(
             name: "ConformanceTests",
-            dependencies: ["EchoProtocol", "echo-threads", "echo-libev", "echo-tasks", "echo-uring", "broken-echo"]
+            dependencies: [
+                "EchoProtocol", "ForeignProcess", "echo-threads", "echo-libev", "echo-tasks", "echo-uring", "broken-echo",
+            ]
         ),
     ]
 )

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import EchoProtocol
+import ForeignProcess
 
 /// Where the server's own figures come from, in the order loadgen tries them:
 /// the stats endpoint (`--server-stats`), /proc of a given process (`--server-pid`), or /proc of the

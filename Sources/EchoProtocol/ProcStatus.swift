@@ -38,22 +38,6 @@ public struct ProcStatus: Sendable, Equatable {
     public static func read(pid: Int32? = nil) -> ProcStatus? {
         readText("/proc/\(pid.map(String.init) ?? "self")/status").map(ProcStatus.init(parsing:))
     }
-
-    /// Context switches summed over every live thread of a process (`/proc/PID/task/*/status`).
-    /// The process-level status counts only its main thread; the sum is what the process did,
-    /// except for threads that have already exited.
-    /// The slow way, one file per thread: the fallback where taskstats (ThreadGroupStats) is not permitted.
-    public static func contextSwitchesOfAllThreads(pid: Int32) -> ThreadGroupStats.ContextSwitches? {
-        guard let tasks = directoryEntries("/proc/\(pid)/task") else { return nil }
-        var total = ThreadGroupStats.ContextSwitches(voluntary: 0, involuntary: 0)
-        for tid in tasks {
-            guard let text = readText("/proc/\(pid)/task/\(tid)/status") else { continue }
-            let status = ProcStatus(parsing: text)
-            total.voluntary += status.voluntaryContextSwitches
-            total.involuntary += status.involuntaryContextSwitches
-        }
-        return total
-    }
 }
 
 /// The whole content of a small text file (such as one under /proc), or nil if it cannot be read.

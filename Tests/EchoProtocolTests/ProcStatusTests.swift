@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import EchoProtocol
+import ForeignProcess
 import Testing
 
 struct ProcStatusTests {

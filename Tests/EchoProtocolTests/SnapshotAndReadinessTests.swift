@@ -1,4 +1,5 @@
 import EchoProtocol
+import ForeignProcess
 import Foundation
 import Testing
 

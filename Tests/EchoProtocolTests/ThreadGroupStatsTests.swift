@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import CTaskstats
 @testable import EchoProtocol
+@testable import ForeignProcess
 import Testing
 
 /// Taskstats answers for a whole thread group (issue 12: reading a 5,000-thread server a file per

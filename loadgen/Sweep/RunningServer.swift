@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import EchoProtocol
+import ForeignProcess
 import Foundation
 import Synchronization
 
