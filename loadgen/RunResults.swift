@@ -72,18 +72,9 @@ struct FairnessFigures: Codable, Sendable, Equatable {
     }
 }
 
-/// The server over the measured phase: memory and process figures at its end, CPU and context
-/// switches accrued during it, and both per message.
-struct ServerFigures: Codable, Sendable, Equatable {
-    /// `stats-endpoint`, `pid` or `listening-socket`.
-    var source: String
-    var pid: Int32
-    var variant: String
-    var rssKiB: Int
-    var hwmKiB: Int
-    var vmSizeKiB: Int
-    var threads: Int
-    var openFDs: Int
+/// A process's CPU and context switches accrued over a phase, and both per message: the server's
+/// figures and the client's are derived the same way, here. Encoded flat, into its owner's object.
+struct CPUFigures: Codable, Sendable, Equatable {
     var userSeconds: Double
     var systemSeconds: Double
     var cpuSeconds: Double
@@ -94,6 +85,37 @@ struct ServerFigures: Codable, Sendable, Equatable {
     var contextSwitches: Int
     var cpuMicrosecondsPerMessage: Double
     var contextSwitchesPerMessage: Double
+
+    /// `usage` accrued over `seconds` of wall time for `messages`. Summed over /proc/PID/task, a
+    /// foreign server's counts lose every thread that exits and can even fall: never a negative
+    /// count (its owner flags the case instead).
+    init(usage: ResourceUsage, seconds: Double, messages: Int) {
+        userSeconds = usage.userSeconds
+        systemSeconds = usage.systemSeconds
+        cpuSeconds = usage.cpuSeconds
+        cpuPercent = seconds > 0 ? 100 * usage.cpuSeconds / seconds : 0
+        voluntaryContextSwitches = max(0, usage.voluntaryContextSwitches)
+        involuntaryContextSwitches = max(0, usage.involuntaryContextSwitches)
+        contextSwitches = voluntaryContextSwitches + involuntaryContextSwitches
+        cpuMicrosecondsPerMessage = messages > 0 ? usage.cpuSeconds * 1e6 / Double(messages) : 0
+        contextSwitchesPerMessage = messages > 0 ? Double(contextSwitches) / Double(messages) : 0
+    }
+}
+
+/// The server over the measured phase: memory and process figures at its end, CPU and context
+/// switches accrued during it, and both per message (`cpu`, whose fields read as this type's own).
+@dynamicMemberLookup
+struct ServerFigures: Codable, Sendable, Equatable {
+    /// `stats-endpoint`, `pid` or `listening-socket`.
+    var source: String
+    var pid: Int32
+    var variant: String
+    var rssKiB: Int
+    var hwmKiB: Int
+    var vmSizeKiB: Int
+    var threads: Int
+    var openFDs: Int
+    var cpu: CPUFigures
     /// True when threads of a /proc-read server exited during the phase and took their counts along
     /// (seen as a count that fell); the figures above are then a lower bound.
     var contextSwitchesUndercounted: Bool
@@ -104,6 +126,11 @@ struct ServerFigures: Codable, Sendable, Equatable {
     /// wall time (with a stats endpoint, mostly the server's queue), and loadgen's CPU for it.
     var readMilliseconds: Double
     var readCPUMilliseconds: Double
+
+    subscript<T>(dynamicMember field: WritableKeyPath<CPUFigures, T>) -> T {
+        get { cpu[keyPath: field] }
+        set { cpu[keyPath: field] = newValue }
+    }
 
     init(source: ServerProbe.Method, from start: ServerSnapshot, to end: ServerSnapshot, seconds: Double, messages: Int,
          read: ServerReadCost = .init()) {
@@ -116,55 +143,92 @@ struct ServerFigures: Codable, Sendable, Equatable {
         vmSizeKiB = end.memory.vmSizeKiB
         threads = end.threads
         openFDs = end.openFDs
-        userSeconds = usage.userSeconds
-        systemSeconds = usage.systemSeconds
-        cpuSeconds = usage.cpuSeconds
-        cpuPercent = seconds > 0 ? 100 * usage.cpuSeconds / seconds : 0
-        // Summed over /proc/PID/task, the counts lose every thread that exits; they can even fall.
-        // Never report a negative count: `contextSwitchesUndercounted` flags the case instead.
-        voluntaryContextSwitches = max(0, usage.voluntaryContextSwitches)
-        involuntaryContextSwitches = max(0, usage.involuntaryContextSwitches)
-        contextSwitches = voluntaryContextSwitches + involuntaryContextSwitches
+        cpu = CPUFigures(usage: usage, seconds: seconds, messages: messages)
         contextSwitchesUndercounted =
             source != .statsEndpoint && (usage.voluntaryContextSwitches < 0 || usage.involuntaryContextSwitches < 0)
-        cpuMicrosecondsPerMessage = messages > 0 ? usage.cpuSeconds * 1e6 / Double(messages) : 0
-        contextSwitchesPerMessage = messages > 0 ? Double(contextSwitches) / Double(messages) : 0
         contextSwitchesFrom = end.contextSwitchesFrom
         readMilliseconds = read.wallSeconds * 1000
         readCPUMilliseconds = read.cpuSeconds * 1000
     }
+
+    private enum CodingKeys: String, CodingKey {
+        case source, pid, variant, rssKiB, hwmKiB, vmSizeKiB, threads, openFDs, contextSwitchesUndercounted,
+            contextSwitchesFrom, readMilliseconds, readCPUMilliseconds
+    }
+
+    init(from decoder: any Decoder) throws {
+        cpu = try CPUFigures(from: decoder)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        source = try container.decode(String.self, forKey: .source)
+        pid = try container.decode(Int32.self, forKey: .pid)
+        variant = try container.decode(String.self, forKey: .variant)
+        rssKiB = try container.decode(Int.self, forKey: .rssKiB)
+        hwmKiB = try container.decode(Int.self, forKey: .hwmKiB)
+        vmSizeKiB = try container.decode(Int.self, forKey: .vmSizeKiB)
+        threads = try container.decode(Int.self, forKey: .threads)
+        openFDs = try container.decode(Int.self, forKey: .openFDs)
+        contextSwitchesUndercounted = try container.decode(Bool.self, forKey: .contextSwitchesUndercounted)
+        contextSwitchesFrom = try container.decodeIfPresent(ServerSnapshot.SwitchCounting.self, forKey: .contextSwitchesFrom)
+        readMilliseconds = try container.decode(Double.self, forKey: .readMilliseconds)
+        readCPUMilliseconds = try container.decode(Double.self, forKey: .readCPUMilliseconds)
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        try cpu.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(source, forKey: .source)
+        try container.encode(pid, forKey: .pid)
+        try container.encode(variant, forKey: .variant)
+        try container.encode(rssKiB, forKey: .rssKiB)
+        try container.encode(hwmKiB, forKey: .hwmKiB)
+        try container.encode(vmSizeKiB, forKey: .vmSizeKiB)
+        try container.encode(threads, forKey: .threads)
+        try container.encode(openFDs, forKey: .openFDs)
+        try container.encode(contextSwitchesUndercounted, forKey: .contextSwitchesUndercounted)
+        try container.encodeIfPresent(contextSwitchesFrom, forKey: .contextSwitchesFrom)
+        try container.encode(readMilliseconds, forKey: .readMilliseconds)
+        try container.encode(readCPUMilliseconds, forKey: .readCPUMilliseconds)
+    }
 }
 
 /// loadgen itself over the measured phase (getrusage of the whole process), so a reader can tell
-/// whether the client was the bottleneck.
+/// whether the client was the bottleneck; the CPU figures are `cpu`'s, read as this type's own.
+@dynamicMemberLookup
 struct ClientFigures: Codable, Sendable, Equatable {
     var loops: Int
-    var userSeconds: Double
-    var systemSeconds: Double
-    var cpuSeconds: Double
-    var cpuPercent: Double
-    var voluntaryContextSwitches: Int
-    var involuntaryContextSwitches: Int
-    var contextSwitches: Int
-    var cpuMicrosecondsPerMessage: Double
-    var contextSwitchesPerMessage: Double
+    var cpu: CPUFigures
     var maxRSSKiB: Int
     /// The busiest client loop thread's CPU over its life (connecting and draining included), 100 = a
     /// full core: near 100 with --spin. Unlike the figures above it excludes the rest of the process.
     var busiestLoopPercent: Double? = nil
 
+    subscript<T>(dynamicMember field: WritableKeyPath<CPUFigures, T>) -> T {
+        get { cpu[keyPath: field] }
+        set { cpu[keyPath: field] = newValue }
+    }
+
     init(loops: Int, usage: ResourceUsage, seconds: Double, messages: Int) {
         self.loops = loops
-        userSeconds = usage.userSeconds
-        systemSeconds = usage.systemSeconds
-        cpuSeconds = usage.cpuSeconds
-        cpuPercent = seconds > 0 ? 100 * usage.cpuSeconds / seconds : 0
-        voluntaryContextSwitches = usage.voluntaryContextSwitches
-        involuntaryContextSwitches = usage.involuntaryContextSwitches
-        contextSwitches = usage.contextSwitches
-        cpuMicrosecondsPerMessage = messages > 0 ? usage.cpuSeconds * 1e6 / Double(messages) : 0
-        contextSwitchesPerMessage = messages > 0 ? Double(usage.contextSwitches) / Double(messages) : 0
+        cpu = CPUFigures(usage: usage, seconds: seconds, messages: messages)
         maxRSSKiB = usage.maxRSSKiB
+    }
+
+    private enum CodingKeys: String, CodingKey { case loops, maxRSSKiB, busiestLoopPercent }
+
+    init(from decoder: any Decoder) throws {
+        cpu = try CPUFigures(from: decoder)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        loops = try container.decode(Int.self, forKey: .loops)
+        maxRSSKiB = try container.decode(Int.self, forKey: .maxRSSKiB)
+        busiestLoopPercent = try container.decodeIfPresent(Double.self, forKey: .busiestLoopPercent)
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        try cpu.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(loops, forKey: .loops)
+        try container.encode(maxRSSKiB, forKey: .maxRSSKiB)
+        try container.encodeIfPresent(busiestLoopPercent, forKey: .busiestLoopPercent)
     }
 }
 
