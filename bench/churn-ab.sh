@@ -3,7 +3,7 @@
 # against it (client on CPU 1, 64 lives in flight, 16-byte messages, 32 source addresses), and stops
 # it; rounds alternate the order (A B, B A, ...). Prints each run's lives/s and server CPU µs per
 # connection, then per server the median of its per-round ratios to the first server, with the range.
-# Usage: bench/churn-ab.sh ROUNDS NAME='COMMAND --port PORT' NAME='COMMAND --port PORT' ...
+# Usage: bench/churn-ab.sh ROUNDS NAME='COMMAND --port PORT' NAME='COMMAND PORT' ...   (PORT: a free port)
 cd "$(dirname "$0")/.."
 rounds=${1:?rounds}; shift
 names=(); commands=()
@@ -15,10 +15,16 @@ for ((round = 1; round <= rounds; round++)); do
   ((round % 2 == 0)) && order=($(printf '%s\n' "${order[@]}" | tac))
   for i in "${order[@]}"; do
     log="$out/server.log"
-    taskset -c 0 ${commands[$i]//PORT/0} >"$log" 2>&1 &
+    # A free port for servers that print no readiness line (the C peers); ours announce theirs.
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    taskset -c 0 ${commands[$i]//PORT/$port} >"$log" 2>&1 &
     pid=$!
-    for _ in $(seq 100); do grep -q '^listening' "$log" 2>/dev/null && break; sleep 0.05; done
-    target=$(sed -n 's/^listening \([^ ]*\) .*/\1/p' "$log")
+    for _ in $(seq 100); do
+      grep -q '^listening' "$log" 2>/dev/null && break
+      (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && ! grep -q . "$log" && break
+      sleep 0.05
+    done
+    target=$(sed -n 's/^listening \([^ ]*\) .*/\1/p' "$log"); target=${target:-127.0.0.1:$port}
     stats=$(sed -n 's/.* stats=\([^ ]*\) .*/\1/p' "$log")
     stats_option=(--server-pid "$pid"); [ -n "$stats" ] && stats_option=(--server-stats "$stats")
     .build/release/loadgen churn --target "$target" "${stats_option[@]}" --concurrency 64 --size 16 \
