@@ -35,33 +35,33 @@ struct SVGBarChart: Sendable {
 
         var svg: [String] = [
             ##"<?xml version="1.0" encoding="UTF-8"?>"##,
-            ##"<svg xmlns="http://www.w3.org/2000/svg" width="\##(n(width))" height="\##(n(height))" "##
-                + ##"viewBox="0 0 \##(n(width)) \##(n(height))" font-family="Helvetica, Arial, sans-serif" font-size="12">"##,
+            ##"<svg xmlns="http://www.w3.org/2000/svg" width="\##(SVGChart.coordinate(width))" height="\##(SVGChart.coordinate(height))" "##
+                + ##"viewBox="0 0 \##(SVGChart.coordinate(width)) \##(SVGChart.coordinate(height))" font-family="Helvetica, Arial, sans-serif" font-size="12">"##,
             "<title>\(title.xmlEscaped)</title>",
             ##"<rect width="100%" height="100%" fill="#ffffff"/>"##,
-            ##"<text x="\##(n(width / 2))" y="28" text-anchor="middle" font-size="17" font-weight="bold">\##(title.xmlEscaped)</text>"##,
+            ##"<text x="\##(SVGChart.coordinate(width / 2))" y="28" text-anchor="middle" font-size="17" font-weight="bold">\##(title.xmlEscaped)</text>"##,
             ##"<g class="grid" stroke="#e3e3e3" stroke-width="1">"##,
         ]
         let ticks = SVGChart.ticks(in: yRange, scale: y.scale)
         for tick in ticks {
-            svg.append(##"<line x1="\##(n(left))" y1="\##(n(mapY(tick)))" x2="\##(n(right))" y2="\##(n(mapY(tick)))"/>"##)
+            svg.append(##"<line x1="\##(SVGChart.coordinate(left))" y1="\##(SVGChart.coordinate(mapY(tick)))" x2="\##(SVGChart.coordinate(right))" y2="\##(SVGChart.coordinate(mapY(tick)))"/>"##)
         }
         svg.append("</g>")
         svg.append(##"<g class="ticks" fill="#333333">"##)
         for tick in ticks {
-            svg.append(##"<text x="\##(n(left - 8))" y="\##(n(mapY(tick) + 4))" text-anchor="end">\##(SVGChart.label(tick))</text>"##)
+            svg.append(##"<text x="\##(SVGChart.coordinate(left - 8))" y="\##(SVGChart.coordinate(mapY(tick) + 4))" text-anchor="end">\##(SVGChart.label(tick))</text>"##)
         }
         for (index, category) in categories.enumerated() {
             let cx = left + groupWidth * (Double(index) + 0.5)
-            svg.append(##"<text x="\##(n(cx))" y="\##(n(bottom + 17))" text-anchor="middle">\##(category.xmlEscaped)</text>"##)
+            svg.append(##"<text x="\##(SVGChart.coordinate(cx))" y="\##(SVGChart.coordinate(bottom + 17))" text-anchor="middle">\##(category.xmlEscaped)</text>"##)
         }
         svg.append("</g>")
         svg.append(
-            ##"<path class="axes" d="M\##(n(left)),\##(n(top)) V\##(n(bottom)) H\##(n(right))" fill="none" stroke="#333333" stroke-width="1.2"/>"##)
+            ##"<path class="axes" d="M\##(SVGChart.coordinate(left)),\##(SVGChart.coordinate(top)) V\##(SVGChart.coordinate(bottom)) H\##(SVGChart.coordinate(right))" fill="none" stroke="#333333" stroke-width="1.2"/>"##)
         let yTitle = y.title + (y.scale == .log ? ", log scale" : "")
         let yMid = (top + bottom) / 2
         svg.append(
-            ##"<text x="22" y="\##(n(yMid))" text-anchor="middle" font-size="13" transform="rotate(-90 22 \##(n(yMid)))">\##(yTitle.xmlEscaped)</text>"##)
+            ##"<text x="22" y="\##(SVGChart.coordinate(yMid))" text-anchor="middle" font-size="13" transform="rotate(-90 22 \##(SVGChart.coordinate(yMid)))">\##(yTitle.xmlEscaped)</text>"##)
 
         for (seriesIndex, entry) in series.enumerated() {
             let colour = SVGChart.palette[seriesIndex % SVGChart.palette.count]
@@ -76,18 +76,18 @@ struct SVGBarChart: Sendable {
                     stackTops[index] += max(0, value)
                     let (yLow, yHigh) = (mapY(from), mapY(stackTops[index]))
                     svg.append(
-                        ##"<rect x="\##(n(x))" y="\##(n(yHigh))" width="\##(n(barWidth))" height="\##(n(yLow - yHigh))">"##
+                        ##"<rect x="\##(SVGChart.coordinate(x))" y="\##(SVGChart.coordinate(yHigh))" width="\##(SVGChart.coordinate(barWidth))" height="\##(SVGChart.coordinate(yLow - yHigh))">"##
                             + "<title>\(entry.name.xmlEscaped), \(categories[index].xmlEscaped): \(SVGChart.exact(value))</title></rect>")
                     continue
                 }
                 guard let value, value.isFinite, y.scale == .linear || value > 0 else {
                     svg.append(
-                        ##"<text x="\##(n(x + barWidth / 2))" y="\##(n(bottom - 4))" text-anchor="middle" fill="\##(colour)">✕<title>\##(entry.name.xmlEscaped), \##(categories[index].xmlEscaped): no figure</title></text>"##)
+                        ##"<text x="\##(SVGChart.coordinate(x + barWidth / 2))" y="\##(SVGChart.coordinate(bottom - 4))" text-anchor="middle" fill="\##(colour)">✕<title>\##(entry.name.xmlEscaped), \##(categories[index].xmlEscaped): no figure</title></text>"##)
                     continue
                 }
                 let yTop = mapY(value)
                 svg.append(
-                    ##"<rect x="\##(n(x))" y="\##(n(min(yTop, base)))" width="\##(n(barWidth * 0.92))" height="\##(n(abs(base - yTop)))">"##
+                    ##"<rect x="\##(SVGChart.coordinate(x))" y="\##(SVGChart.coordinate(min(yTop, base)))" width="\##(SVGChart.coordinate(barWidth * 0.92))" height="\##(SVGChart.coordinate(abs(base - yTop)))">"##
                         + "<title>\(entry.name.xmlEscaped), \(categories[index].xmlEscaped): \(SVGChart.exact(value))</title></rect>")
             }
             svg.append("</g>")
@@ -97,7 +97,7 @@ struct SVGBarChart: Sendable {
             svg.append(##"<g class="totals" fill="#333333" text-anchor="middle">"##)
             for (index, total) in stackTops.enumerated() where series.contains(where: { Self.value($0.values, index) != nil }) {
                 let cx = left + groupWidth * (Double(index) + 0.5)
-                svg.append(##"<text x="\##(n(cx))" y="\##(n(mapY(total) - 6))">\##(SVGChart.label(total))</text>"##)
+                svg.append(##"<text x="\##(SVGChart.coordinate(cx))" y="\##(SVGChart.coordinate(mapY(total) - 6))">\##(SVGChart.label(total))</text>"##)
             }
             svg.append("</g>")
         }
@@ -105,8 +105,8 @@ struct SVGBarChart: Sendable {
         for (index, entry) in series.enumerated() {
             let colour = SVGChart.palette[index % SVGChart.palette.count]
             let ly = top + 8 + 22 * Double(index)
-            svg.append(##"<rect x="\##(n(right + 18))" y="\##(n(ly - 6))" width="24" height="12" fill="\##(colour)"/>"##)
-            svg.append(##"<text x="\##(n(right + 50))" y="\##(n(ly + 4))">\##(entry.name.xmlEscaped)</text>"##)
+            svg.append(##"<rect x="\##(SVGChart.coordinate(right + 18))" y="\##(SVGChart.coordinate(ly - 6))" width="24" height="12" fill="\##(colour)"/>"##)
+            svg.append(##"<text x="\##(SVGChart.coordinate(right + 50))" y="\##(SVGChart.coordinate(ly + 4))">\##(entry.name.xmlEscaped)</text>"##)
         }
         svg.append("</g>")
         svg += SVGChart.footerAndEnd(footer, height: height)

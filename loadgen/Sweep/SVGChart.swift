@@ -79,44 +79,44 @@ struct SVGChart: Sendable {
         var svg: [String] = []
         svg.append(##"<?xml version="1.0" encoding="UTF-8"?>"##)
         svg.append(
-            ##"<svg xmlns="http://www.w3.org/2000/svg" width="\##(n(width))" height="\##(n(height))" "##
-                + ##"viewBox="0 0 \##(n(width)) \##(n(height))" font-family="Helvetica, Arial, sans-serif" font-size="12">"##)
+            ##"<svg xmlns="http://www.w3.org/2000/svg" width="\##(SVGChart.coordinate(width))" height="\##(SVGChart.coordinate(height))" "##
+                + ##"viewBox="0 0 \##(SVGChart.coordinate(width)) \##(SVGChart.coordinate(height))" font-family="Helvetica, Arial, sans-serif" font-size="12">"##)
         svg.append("<title>\(title.xmlEscaped)</title>")
         svg.append(##"<rect width="100%" height="100%" fill="#ffffff"/>"##)
-        svg.append(##"<text x="\##(n(width / 2))" y="28" text-anchor="middle" font-size="17" font-weight="bold">\##(title.xmlEscaped)</text>"##)
+        svg.append(##"<text x="\##(SVGChart.coordinate(width / 2))" y="28" text-anchor="middle" font-size="17" font-weight="bold">\##(title.xmlEscaped)</text>"##)
 
         // Grid lines and tick labels.
         svg.append(##"<g class="grid" stroke="#e3e3e3" stroke-width="1">"##)
         for tick in xTicks {
             let px = place.x(tick)
-            svg.append(##"<line x1="\##(n(px))" y1="\##(n(top))" x2="\##(n(px))" y2="\##(n(bottom))"/>"##)
+            svg.append(##"<line x1="\##(SVGChart.coordinate(px))" y1="\##(SVGChart.coordinate(top))" x2="\##(SVGChart.coordinate(px))" y2="\##(SVGChart.coordinate(bottom))"/>"##)
         }
         for tick in yTicks {
             let py = place.y(tick)
-            svg.append(##"<line x1="\##(n(left))" y1="\##(n(py))" x2="\##(n(right))" y2="\##(n(py))"/>"##)
+            svg.append(##"<line x1="\##(SVGChart.coordinate(left))" y1="\##(SVGChart.coordinate(py))" x2="\##(SVGChart.coordinate(right))" y2="\##(SVGChart.coordinate(py))"/>"##)
         }
         svg.append("</g>")
         svg.append(##"<g class="ticks" fill="#333333">"##)
         for tick in xTicks {
             svg.append(
-                ##"<text x="\##(n(place.x(tick)))" y="\##(n(bottom + 17))" text-anchor="middle">\##(Self.label(tick))</text>"##)
+                ##"<text x="\##(SVGChart.coordinate(place.x(tick)))" y="\##(SVGChart.coordinate(bottom + 17))" text-anchor="middle">\##(Self.label(tick))</text>"##)
         }
         for tick in yTicks {
             svg.append(
-                ##"<text x="\##(n(left - 8))" y="\##(n(place.y(tick) + 4))" text-anchor="end">\##(Self.label(tick))</text>"##)
+                ##"<text x="\##(SVGChart.coordinate(left - 8))" y="\##(SVGChart.coordinate(place.y(tick) + 4))" text-anchor="end">\##(Self.label(tick))</text>"##)
         }
         svg.append("</g>")
 
         // Axes and their titles.
         svg.append(
-            ##"<path class="axes" d="M\##(n(left)),\##(n(top)) V\##(n(bottom)) H\##(n(right))" fill="none" stroke="#333333" stroke-width="1.2"/>"##)
+            ##"<path class="axes" d="M\##(SVGChart.coordinate(left)),\##(SVGChart.coordinate(top)) V\##(SVGChart.coordinate(bottom)) H\##(SVGChart.coordinate(right))" fill="none" stroke="#333333" stroke-width="1.2"/>"##)
         let xTitle = x.title + (x.scale == .log ? ", log scale" : "")
         let yTitle = y.title + (y.scale == .log ? ", log scale" : "")
         svg.append(
-            ##"<text x="\##(n((left + right) / 2))" y="\##(n(bottom + 40))" text-anchor="middle" font-size="13">\##(xTitle.xmlEscaped)</text>"##)
+            ##"<text x="\##(SVGChart.coordinate((left + right) / 2))" y="\##(SVGChart.coordinate(bottom + 40))" text-anchor="middle" font-size="13">\##(xTitle.xmlEscaped)</text>"##)
         let yMid = (top + bottom) / 2
         svg.append(
-            ##"<text x="22" y="\##(n(yMid))" text-anchor="middle" font-size="13" transform="rotate(-90 22 \##(n(yMid)))">\##(yTitle.xmlEscaped)</text>"##)
+            ##"<text x="22" y="\##(SVGChart.coordinate(yMid))" text-anchor="middle" font-size="13" transform="rotate(-90 22 \##(SVGChart.coordinate(yMid)))">\##(yTitle.xmlEscaped)</text>"##)
 
         // One group per series: the line, its points (with exact values as tooltips), its failures.
         for (index, series) in series.enumerated() {
@@ -124,24 +124,24 @@ struct SVGChart: Sendable {
             svg.append(##"<g class="series" data-series="\##(series.name.xmlEscaped)" stroke="\##(colour)" fill="\##(colour)">"##)
             let points = series.points.sorted { $0.x < $1.x }.filter { place.canShow($0) }
             if points.count > 1 {
-                let path = points.map { "\(n(place.x($0.x))),\(n(place.y($0.y)))" }.joined(separator: " ")
+                let path = points.map { "\(SVGChart.coordinate(place.x($0.x))),\(SVGChart.coordinate(place.y($0.y)))" }.joined(separator: " ")
                 svg.append(##"<polyline points="\##(path)" fill="none" stroke-width="2.2" stroke-linejoin="round"/>"##)
             }
             for point in points {
                 svg.append(
-                    ##"<circle cx="\##(n(place.x(point.x)))" cy="\##(n(place.y(point.y)))" r="3.6">"##
+                    ##"<circle cx="\##(SVGChart.coordinate(place.x(point.x)))" cy="\##(SVGChart.coordinate(place.y(point.y)))" r="3.6">"##
                         + "<title>\(series.name.xmlEscaped): \(Self.label(point.x)) → \(Self.exact(point.y))</title></circle>")
             }
             for range in series.ranges where place.canShow(Point(x: range.x, y: range.low)) && range.high > range.low {
                 let px = place.x(range.x), low = place.y(range.low), high = place.y(range.high)
                 svg.append(
-                    ##"<path class="range" d="M\##(n(px)),\##(n(low)) V\##(n(high)) M\##(n(px - 4)),\##(n(low)) H\##(n(px + 4)) M\##(n(px - 4)),\##(n(high)) H\##(n(px + 4))" stroke-width="1.4" fill="none">"##
+                    ##"<path class="range" d="M\##(SVGChart.coordinate(px)),\##(SVGChart.coordinate(low)) V\##(SVGChart.coordinate(high)) M\##(SVGChart.coordinate(px - 4)),\##(SVGChart.coordinate(low)) H\##(SVGChart.coordinate(px + 4)) M\##(SVGChart.coordinate(px - 4)),\##(SVGChart.coordinate(high)) H\##(SVGChart.coordinate(px + 4))" stroke-width="1.4" fill="none">"##
                         + "<title>\(series.name.xmlEscaped): \(Self.label(range.x)) → \(Self.exact(range.low))–\(Self.exact(range.high)) over the rounds</title></path>")
             }
             for failure in series.failures where xRange.contains(failure.x) {
                 let px = place.x(failure.x), py = bottom - 9 - 7 * Double(index)
                 svg.append(
-                    ##"<path d="M\##(n(px - 4)),\##(n(py - 4)) L\##(n(px + 4)),\##(n(py + 4)) M\##(n(px - 4)),\##(n(py + 4)) L\##(n(px + 4)),\##(n(py - 4))" stroke-width="2" fill="none">"##
+                    ##"<path d="M\##(SVGChart.coordinate(px - 4)),\##(SVGChart.coordinate(py - 4)) L\##(SVGChart.coordinate(px + 4)),\##(SVGChart.coordinate(py + 4)) M\##(SVGChart.coordinate(px - 4)),\##(SVGChart.coordinate(py + 4)) L\##(SVGChart.coordinate(px + 4)),\##(SVGChart.coordinate(py - 4))" stroke-width="2" fill="none">"##
                         + "<title>\(series.name.xmlEscaped) failed at \(Self.label(failure.x)): \(failure.reason.xmlEscaped)</title></path>")
             }
             svg.append("</g>")
@@ -153,14 +153,14 @@ struct SVGChart: Sendable {
             let colour = Self.palette[index % Self.palette.count]
             let ly = top + 8 + 22 * Double(index)
             svg.append(
-                ##"<line x1="\##(n(right + 18))" y1="\##(n(ly))" x2="\##(n(right + 42))" y2="\##(n(ly))" stroke="\##(colour)" stroke-width="2.5"/>"##)
-            svg.append(##"<circle cx="\##(n(right + 30))" cy="\##(n(ly))" r="3.6" fill="\##(colour)"/>"##)
+                ##"<line x1="\##(SVGChart.coordinate(right + 18))" y1="\##(SVGChart.coordinate(ly))" x2="\##(SVGChart.coordinate(right + 42))" y2="\##(SVGChart.coordinate(ly))" stroke="\##(colour)" stroke-width="2.5"/>"##)
+            svg.append(##"<circle cx="\##(SVGChart.coordinate(right + 30))" cy="\##(SVGChart.coordinate(ly))" r="3.6" fill="\##(colour)"/>"##)
             let note = series.failures.isEmpty ? "" : " (✕ failed)"
-            svg.append(##"<text x="\##(n(right + 50))" y="\##(n(ly + 4))">\##((series.name + note).xmlEscaped)</text>"##)
+            svg.append(##"<text x="\##(SVGChart.coordinate(right + 50))" y="\##(SVGChart.coordinate(ly + 4))">\##((series.name + note).xmlEscaped)</text>"##)
         }
         if series.isEmpty || series.allSatisfy({ $0.points.isEmpty }) {
             svg.append(
-                ##"<text x="\##(n((left + right) / 2))" y="\##(n((top + bottom) / 2))" text-anchor="middle" fill="#999999">no data</text>"##)
+                ##"<text x="\##(SVGChart.coordinate((left + right) / 2))" y="\##(SVGChart.coordinate((top + bottom) / 2))" text-anchor="middle" fill="#999999">no data</text>"##)
         }
         svg.append("</g>")
 
@@ -173,7 +173,7 @@ struct SVGChart: Sendable {
     static func footerAndEnd(_ footer: [String], height: Double) -> [String] {
         var svg = [##"<g class="footer" fill="#666666" font-size="11">"##]
         for (index, line) in footer.enumerated() {
-            svg.append(##"<text x="12" y="\##(n(height - 12 - 15 * Double(footer.count - 1 - index)))">\##(line.xmlEscaped)</text>"##)
+            svg.append(##"<text x="12" y="\##(SVGChart.coordinate(height - 12 - 15 * Double(footer.count - 1 - index)))">\##(line.xmlEscaped)</text>"##)
         }
         return svg + ["</g>", "</svg>"]
     }
@@ -329,8 +329,10 @@ extension String {
     }
 }
 
-/// A coordinate with at most one decimal: short files, stable diffs (every SVG chart of the sweep).
-func n(_ value: Double) -> String {
-    let rounded = (value * 10).rounded() / 10
-    return rounded == rounded.rounded() ? String(Int(rounded)) : String(rounded)
+extension SVGChart {
+    /// A coordinate with at most one decimal: short files, stable diffs (every chart of the sweep).
+    static func coordinate(_ value: Double) -> String {
+        let rounded = (value * 10).rounded() / 10
+        return rounded == rounded.rounded() ? String(Int(rounded)) : String(rounded)
+    }
 }
