@@ -77,7 +77,7 @@ struct ChurnRun {
         }
         /// Starts a life in `slot`; false when it could not even start (the cause is counted).
         func start(_ slot: Int, now: UInt64) -> Bool {
-            let fd = socket(connection.target.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            let fd = ClientSocket.open(for: connection.target)
             guard fd >= 0 else {
                 stopReason = "cannot create a socket: \(errnoDescription(errno)) (ulimit -n?)"
                 return false
@@ -85,15 +85,13 @@ struct ChurnRun {
             // No TCP_NODELAY: a life sends one write, which Nagle never holds back.
             if !connection.sourceAddresses.isEmpty {
                 // Rotate the source addresses; connect() picks the port, so ports are shared across targets.
-                Listener.setOption(fd, Int32(IPPROTO_IP), IP_BIND_ADDRESS_NO_PORT, 1)
                 let source = connection.sourceAddresses[started % connection.sourceAddresses.count]
-                _ = source.withSockaddr { bind(fd, $0, $1) }
+                _ = ClientSocket.bind(fd, to: source)
             }
             started += 1
             lives[slot] = Life(fd: fd, startedAt: now)
-            let result = connection.target.withSockaddr { connect(fd, $0, $1) }
-            if result != 0 && errno != EINPROGRESS {
-                let code = errno
+            let code = ClientSocket.startConnect(fd, to: connection.target)
+            if code != 0 && code != EINPROGRESS {
                 if code == EADDRNOTAVAIL {
                     stopReason = "out of local ports (EADDRNOTAVAIL): closed connections hold theirs in TIME_WAIT; "
                         + "add --source-addresses 127.0.0.1-127.0.0.32 or widen net.ipv4.ip_local_port_range"
@@ -156,9 +154,7 @@ struct ChurnRun {
                 guard slot < lives.count, lives[slot].fd >= 0 else { continue }
                 var life = lives[slot]
                 if !life.connected {
-                    var error: Int32 = 0
-                    var length = socklen_t(MemoryLayout<Int32>.size)
-                    getsockopt(life.fd, SOL_SOCKET, SO_ERROR, &error, &length)
+                    let error = ClientSocket.connectResult(life.fd)
                     if error != 0 {
                         fail(slot, error == ECONNREFUSED ? .refused : .reset, "cannot connect to \(connection.target): \(errnoDescription(error))")
                         if after < end { _ = start(slot, now: after) }

@@ -344,7 +344,7 @@ final class ClientLoop: @unchecked Sendable {
     private func startConnect(_ index: Int, now: UInt64) {
         let connection = connections + index
         let id = connection.pointee.id
-        let fd = socket(plan.target.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = ClientSocket.open(for: plan.target)
         guard fd >= 0 else {
             connectFailed(index, "connection \(id): cannot create a socket: \(errnoDescription(errno))")
             return
@@ -353,20 +353,20 @@ final class ClientLoop: @unchecked Sendable {
         Listener.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
         if !plan.sourceAddresses.isEmpty {
             // Let connect() pick the port, so a port is shared by connections to different targets.
-            Listener.setOption(fd, Int32(IPPROTO_IP), IP_BIND_ADDRESS_NO_PORT, 1)
             let source = plan.sourceAddresses[id % plan.sourceAddresses.count]
-            guard source.withSockaddr({ bind(fd, $0, $1) }) == 0 else {
+            guard ClientSocket.bind(fd, to: source) else {
                 connectFailed(index, "connection \(id): cannot bind source address \(source.host): \(errnoDescription(errno))")
                 return
             }
         }
         connection.pointee.connectStartedAt = now
-        if plan.target.withSockaddr({ connect(fd, $0, $1) }) == 0 {
+        let started = ClientSocket.startConnect(fd, to: plan.target)
+        if started == 0 {
             established(index, added: false)
             return
         }
-        guard errno == EINPROGRESS else {
-            connectFailed(index, "cannot connect to \(plan.target): \(errnoDescription(errno))")
+        guard started == EINPROGRESS else {
+            connectFailed(index, "cannot connect to \(plan.target): \(errnoDescription(started))")
             return
         }
         connection.pointee.state = .connecting
@@ -375,9 +375,7 @@ final class ClientLoop: @unchecked Sendable {
     }
 
     private func onConnectFinished(_ index: Int) {
-        var error: Int32 = 0
-        var length = socklen_t(MemoryLayout<Int32>.size)
-        getsockopt(connections[index].fd, SOL_SOCKET, SO_ERROR, &error, &length)
+        let error = ClientSocket.connectResult(connections[index].fd)
         pendingConnects -= 1
         if error != 0 {
             connectFailed(index, "cannot connect to \(plan.target): \(errnoDescription(error))")

@@ -54,17 +54,18 @@ enum Preflight {
     /// the target must answer before anything else starts. Throws `cannot connect to HOST:PORT: reason`.
     static func checkReachable(_ settings: ConnectionSettings) throws(StartupError) {
         let target = settings.target
-        let fd = socket(target.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = ClientSocket.open(for: target)
         guard fd >= 0 else { throw StartupError("cannot create a socket: \(errnoDescription(errno))") }
         defer { close(fd) }
         if let source = settings.sourceAddresses.first {
-            guard source.withSockaddr({ bind(fd, $0, $1) }) == 0 else {
+            guard ClientSocket.bind(fd, to: source, portAtConnect: false) else {
                 throw StartupError("cannot bind source address \(source.host): \(errnoDescription(errno))")
             }
         }
-        if target.withSockaddr({ connect(fd, $0, $1) }) == 0 { return }
-        guard errno == EINPROGRESS else {
-            throw StartupError("cannot connect to \(target): \(errnoDescription(errno))")
+        let started = ClientSocket.startConnect(fd, to: target)
+        if started == 0 { return }
+        guard started == EINPROGRESS else {
+            throw StartupError("cannot connect to \(target): \(errnoDescription(started))")
         }
         var poll = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
         let milliseconds = Int32(clamping: settings.connectTimeout.nanoseconds / 1_000_000)
@@ -73,9 +74,7 @@ enum Preflight {
         guard ready > 0 else {
             throw StartupError("cannot connect to \(target): no answer within \(settings.connectTimeout.shortDescription)")
         }
-        var error: Int32 = 0
-        var length = socklen_t(MemoryLayout<Int32>.size)
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+        let error = ClientSocket.connectResult(fd)
         // A reset means something accepted and then dropped us: the target is there, and what it does
         // to real connections is for the run to count.
         if error != 0 && error != ECONNRESET {
