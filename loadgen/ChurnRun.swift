@@ -23,14 +23,6 @@ struct ChurnRun {
         case refused, reset, timedOut, mismatch, short
     }
 
-    private struct Life {
-        var fd: Int32 = -1
-        var startedAt: UInt64 = 0
-        var sent = 0
-        var received = 0
-        var connected = false
-    }
-
     /// `progress`, when given, gets a live line once a second: elapsed time, phase, lives per second
     /// over the last second, errors so far.
     func run(stop: StopRequest? = nil, progress: ((String) -> Void)? = nil) throws(StartupError) -> ChurnResult {
@@ -40,200 +32,52 @@ struct ChurnRun {
         try Preflight.checkReachable(connection)
         let (probe, probeNote) = ServerProbe.choose(
             statsAddress: connection.serverStats, pid: connection.serverPID, target: connection.target)
-        let epollFD = c_epoll_create1(Epoll.closeOnExec)
-        guard epollFD >= 0 else { throw StartupError("epoll_create1: \(errnoDescription(errno))") }
-        defer { close(epollFD) }
-
-        let message = (0..<messageSize).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 13) }
-        var buffer = [UInt8](repeating: 0, count: max(messageSize, 4096))
-        var lives = [Life](repeating: Life(), count: concurrency)
-        var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
-        var failures: [Failure: Int] = [:]
-        var firstError: String? = nil
-        var completed = 0
-        var started = 0
-        var stopReason: String? = nil
-        let events = UnsafeMutableRawPointer.allocate(byteCount: 256 * Epoll.eventSize, alignment: 16)
-        defer { events.deallocate() }
-
         let begin = monotonicNanoseconds()
         let measureFrom = begin + warmup.nanoseconds
         let end = measureFrom + duration.nanoseconds
-        var measuring = false
+        let engine = try ChurnEngine(
+            connection: connection, concurrency: concurrency, messageSize: messageSize, lifeTimeout: lifeTimeout,
+            metrics: metrics, end: end)
         var serverStart: ServerSnapshot? = nil
         var serverEnd: ServerSnapshot? = nil
         var serverNote = probeNote
         var serverRead = ServerReadCost()
         var clientStart = ResourceUsage.ofSelf()
 
-        func fail(_ slot: Int, _ kind: Failure, _ text: String) {
-            failures[kind, default: 0] += 1  // warm-up included: a failure is a failure
-            if firstError == nil { firstError = text }
-            finish(slot)
-        }
-        func finish(_ slot: Int) {
-            if lives[slot].fd >= 0 { close(lives[slot].fd) }  // also leaves the epoll set
-            lives[slot] = Life()
-        }
-        /// Starts a life in `slot`; false when it could not even start (the cause is counted).
-        func start(_ slot: Int, now: UInt64) -> Bool {
-            let fd = ClientSocket.open(for: connection.target)
-            guard fd >= 0 else {
-                stopReason = "cannot create a socket: \(errnoDescription(errno)) (ulimit -n?)"
-                return false
-            }
-            // No TCP_NODELAY: a life sends one write, which Nagle never holds back.
-            if !connection.sourceAddresses.isEmpty {
-                // Rotate the source addresses; connect() picks the port, so ports are shared across targets.
-                let source = connection.sourceAddresses[started % connection.sourceAddresses.count]
-                _ = ClientSocket.bind(fd, to: source)
-            }
-            started += 1
-            lives[slot] = Life(fd: fd, startedAt: now)
-            let code = ClientSocket.startConnect(fd, to: connection.target)
-            if code != 0 && code != EINPROGRESS {
-                if code == EADDRNOTAVAIL {
-                    stopReason = "out of local ports (EADDRNOTAVAIL): closed connections hold theirs in TIME_WAIT; "
-                        + "add --source-addresses 127.0.0.1-127.0.0.32 or widen net.ipv4.ip_local_port_range"
-                    finish(slot)
-                    return false
-                }
-                fail(slot, code == ECONNREFUSED ? .refused : .reset, "cannot connect to \(connection.target): \(errnoDescription(code))")
-                return true
-            }
-            // Edge-triggered: level-triggered EPOLLOUT would report the socket on every wait while
-            // the life waits for its echo.
-            Epoll.control(epollFD, Epoll.add, fd, events: Epoll.input | Epoll.output | Epoll.edgeTriggered, token: UInt64(slot))
-            return true
-        }
-
-        var tally = LiveMetrics.Tally()
-        var nextPublish: UInt64 = 0
-        /// Every life since the start, warm-up included, as the other commands' metrics count.
-        func publish(now: UInt64) {
-            guard let metrics, now >= nextPublish else { return }
-            tally.bytes = tally.messages &* messageSize
-            tally.open = lives.reduce(0) { $0 + ($1.fd >= 0 ? 1 : 0) }
-            tally.errors = Dictionary(uniqueKeysWithValues: Failure.allCases.map { ($0.rawValue, failures[$0] ?? 0) })
-            metrics.publish(tally, from: 0)
-            nextPublish = now + LiveMetrics.publishEveryNanoseconds
-        }
-
-        for slot in 0..<concurrency where stopReason == nil { _ = start(slot, now: begin) }
+        engine.startAll(now: begin)
         var lastTick = begin
         var livesAtTick = 0
-        var livesEnded = 0  // lives that ended well, warm-up included: the live line's rate
-        while stopReason == nil {
+        while engine.stopReason == nil {
             let now = monotonicNanoseconds()
             if let progress, now - lastTick >= 1_000_000_000 {
-                let perSecond = Double(livesEnded - livesAtTick) / (Double(now - lastTick) / 1e9)
-                let errorCount = failures.values.reduce(0, +)
-                progress("\(TextFormat.fixed(Double(now - begin) / 1e9, 0)) s  \(measuring ? "measuring" : "warm-up")  \(TextFormat.grouped(Int(perSecond))) lives/s  \(TextFormat.grouped(completed)) measured  errors \(errorCount)")
-                (lastTick, livesAtTick) = (now, livesEnded)
+                let perSecond = Double(engine.livesEnded - livesAtTick) / (Double(now - lastTick) / 1e9)
+                let errorCount = engine.failures.values.reduce(0, +)
+                progress("\(TextFormat.fixed(Double(now - begin) / 1e9, 0)) s  \(engine.measuring ? "measuring" : "warm-up")  \(TextFormat.grouped(Int(perSecond))) lives/s  \(TextFormat.grouped(engine.completed)) measured  errors \(errorCount)")
+                (lastTick, livesAtTick) = (now, engine.livesEnded)
             }
-            if metrics != nil { publish(now: now) }
-            if !measuring && now >= measureFrom {
-                measuring = true
-                completed = 0
-                latency.reset()
+            if metrics != nil { engine.publish(now: now) }
+            if !engine.measuring && now >= measureFrom {
+                engine.beginMeasuring()
                 clientStart = ResourceUsage.ofSelf()
                 serverStart = LoadRun.read(probe, note: &serverNote, when: "at the start of the measured phase",
                                            took: &serverRead)
             }
             if now >= end { break }
             if let stop, stop.isRequested {
-                stopReason = ExitStatus.interruptedReason
+                engine.stopReason = ExitStatus.interruptedReason
                 break
             }
-            var timeout = timespec(tv_sec: 0, tv_nsec: 10_000_000)
-            let ready = c_epoll_pwait2(epollFD, events, 256, &timeout, nil)
-            let after = monotonicNanoseconds()
-            for index in 0..<max(0, Int(ready)) {
-                let (flags, token) = Epoll.event(index, in: events)
-                let slot = Int(token)
-                guard slot < lives.count, lives[slot].fd >= 0 else { continue }
-                var life = lives[slot]
-                if !life.connected {
-                    let error = ClientSocket.connectResult(life.fd)
-                    if error != 0 {
-                        fail(slot, error == ECONNREFUSED ? .refused : .reset, "cannot connect to \(connection.target): \(errnoDescription(error))")
-                        if after < end { _ = start(slot, now: after) }
-                        continue
-                    }
-                    guard flags & Epoll.output != 0 else { continue }
-                    life.connected = true
-                }
-                if life.sent < messageSize {
-                    let n = message.withUnsafeBytes { write(life.fd, $0.baseAddress! + life.sent, messageSize - life.sent) }
-                    if n > 0 { life.sent += n } else if n < 0 && errno != EAGAIN && errno != EINTR {
-                        fail(slot, .reset, "write: \(errnoDescription(errno))")
-                        if after < end { _ = start(slot, now: after) }
-                        continue
-                    }
-                }
-                var ended = false
-                while life.received < messageSize {
-                    let n = buffer.withUnsafeMutableBytes { read(life.fd, $0.baseAddress, $0.count) }
-                    if n > 0 {
-                        for offset in 0..<n where life.received + offset >= messageSize || buffer[offset] != message[life.received + offset] {
-                            fail(slot, .mismatch, life.received + offset >= messageSize
-                                 ? "more bytes came back than were sent"
-                                 : life.received + offset == 0
-                                 ? "not an echo server: the first byte back was not the first byte sent"
-                                 : "byte \(life.received + offset) of a life came back wrong")
-                            ended = true
-                            break
-                        }
-                        if ended { break }
-                        life.received += n
-                    } else if n == 0 {
-                        fail(slot, .short, "the server closed after \(life.received) of \(messageSize) bytes")
-                        ended = true
-                        break
-                    } else if errno == EAGAIN || errno == EINTR {
-                        break
-                    } else {
-                        fail(slot, .reset, "read: \(errnoDescription(errno))")
-                        ended = true
-                        break
-                    }
-                }
-                if !ended && life.received == messageSize {
-                    livesEnded += 1
-                    if metrics != nil {
-                        tally.messages += 1
-                        tally.record(latencyNanoseconds: after - life.startedAt)
-                    }
-                    if measuring {
-                        completed += 1
-                        latency.record(after - life.startedAt)
-                    }
-                    finish(slot)
-                    ended = true
-                }
-                if ended {
-                    if after < end { _ = start(slot, now: after) }
-                } else {
-                    lives[slot] = life
-                }
-            }
-            // Lives that have gone on too long: the server never answered.
-            for slot in lives.indices where lives[slot].fd >= 0 && after - lives[slot].startedAt >= lifeTimeout.nanoseconds {
-                fail(slot, .timedOut, "a life got no answer within \(lifeTimeout.shortDescription)")
-                if after < end { _ = start(slot, now: after) }
-            }
+            engine.poll()
         }
         let measuredTo = monotonicNanoseconds()
-        if metrics != nil {
-            nextPublish = 0  // the final totals, whenever the last were published
-            publish(now: measuredTo)
-        }
+        if metrics != nil { engine.publish(now: measuredTo, force: true) }  // the final totals
         let clientUsage = ResourceUsage.ofSelf().since(clientStart)
         if serverStart != nil {
             serverEnd = LoadRun.read(probe, note: &serverNote, when: "at the end of the measured phase", took: &serverRead)
         }
-        for slot in lives.indices { finish(slot) }
-        let seconds = measuring ? Double(measuredTo - measureFrom) / 1e9 : 0
+        engine.finishAll()
+        let completed = engine.completed
+        let seconds = engine.measuring ? Double(measuredTo - measureFrom) / 1e9 : 0
         var server: ServerFigures? = nil
         if let probe, let serverStart, let serverEnd {
             server = ServerFigures(source: probe.method, from: serverStart, to: serverEnd, seconds: seconds, messages: completed,
@@ -246,10 +90,10 @@ struct ChurnRun {
             settings: .init(concurrency: concurrency, messageSize: messageSize, durationSeconds: duration.seconds,
                             warmupSeconds: warmup.seconds, sourceAddresses: connection.sourceAddresses.count, cpus: connection.cpus),
             measuredSeconds: seconds, lives: completed, livesPerSecond: seconds > 0 ? Double(completed) / seconds : 0,
-            latencyMicroseconds: LatencyFigures(latency), errors: .init(failures, firstError: firstError),
+            latencyMicroseconds: LatencyFigures(engine.latency), errors: .init(engine.failures, firstError: engine.firstError),
             server: server, serverNote: serverNote, client: client,
-            clientWasTheBottleneck: client.cpuPercent >= 90, complete: stopReason == nil, stopReason: stopReason,
-            latencyHistogram: latency, provenance: .current())
+            clientWasTheBottleneck: client.cpuPercent >= 90, complete: engine.stopReason == nil, stopReason: engine.stopReason,
+            latencyHistogram: engine.latency, provenance: .current())
     }
 }
 
