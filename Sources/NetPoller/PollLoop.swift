@@ -89,17 +89,20 @@ public final class PollLoop: TaskExecutor, @unchecked Sendable {
         var cancellations: [(PollDescriptor, PollDescriptor.Direction)] = []
     }
 
-    // The loop thread's own state.
+    // The loop thread's own state. Only the thread that owns the loop touches it (other threads
+    // post to the inbox), so the dynamic exclusivity check Swift makes on every access to a class's
+    // stored `var` has nothing to find here; it costs a thread-local lookup each time, several per
+    // job (over a quarter of a task-to-task handoff: 0.29 → 0.21 µs), hence `@exclusivity(unchecked)`.
     /// What is left of the running job's `budgetPerJob`.
-    private var budget = 0
-    private var ready: [UnownedJob] = []
+    @exclusivity(unchecked) private var budget = 0
+    @exclusivity(unchecked) private var ready: [UnownedJob] = []
     /// Tasks that yielded their turn (`yieldTurn`), resumed at the start of the next batch.
-    private var yielded: [UnsafeContinuation<Void, Never>] = []
-    private var resuming: [UnsafeContinuation<Void, Never>] = []
-    private var running: [UnownedJob] = []
+    @exclusivity(unchecked) private var yielded: [UnsafeContinuation<Void, Never>] = []
+    @exclusivity(unchecked) private var resuming: [UnsafeContinuation<Void, Never>] = []
+    @exclusivity(unchecked) private var running: [UnownedJob] = []
     /// The next job of `running` to run: a thread that loses the loop mid-batch leaves the rest of
     /// the batch to the thread that takes it over.
-    private var runningIndex = 0
+    @exclusivity(unchecked) private var runningIndex = 0
     /// Registered descriptors by fd number, as redis indexes its file events: 8 bytes a slot.
     private var descriptors: [PollDescriptor?] = []
     private var generation: UInt32 = 0
