@@ -54,12 +54,12 @@ enum PollerEchoConnection {
                 cost.work()
                 if tally.blocks(cost) {  // counted per loop, as echo-libev counts
                     if let offload {
-                        try await echoAfterOffloadedCall(bytes, cost: cost, pool: offload, on: connection)
+                        try await echoAfter({ try await onPool(offload, cost) }, bytes, on: connection)
                         tally.sent(count)
                         continue
                     }
                     if blockMode == .handoff {
-                        try await echoAfterBracketedCall(bytes, cost: cost, on: connection)
+                        try await echoAfter({ await connection.descriptor.loop.blocking { cost.blockingCall() } }, bytes, on: connection)
                         tally.sent(count)
                         continue
                     }
@@ -73,37 +73,30 @@ enum PollerEchoConnection {
         }
     }
 
-    /// The call through the loop's bracket. If it is handed off, another thread runs the loop's
-    /// other tasks meanwhile, and they reuse the scratch buffer: so the bytes are copied first.
+    /// The bytes sit in the loop's scratch buffer, which other tasks on the loop reuse while this
+    /// one waits for its blocking call (on the pool, or on a thread the loop was handed away from):
+    /// so they are copied first, and echoed from the copy once `call` returns.
     @inline(never)
-    private static func echoAfterBracketedCall(
-        _ bytes: UnsafeRawBufferPointer, cost: MessageCost, on connection: PollConnection
+    private static func echoAfter(
+        _ call: () async throws -> Void, _ bytes: UnsafeRawBufferPointer, on connection: PollConnection
     ) async throws {
         let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
         defer { copy.deallocate() }
         copy.copyMemory(from: bytes)
-        await connection.descriptor.loop.blocking { cost.blockingCall() }
+        try await call()
         try await connection.write(all: UnsafeRawBufferPointer(copy))
     }
 
-    /// The bytes sit in the loop's scratch buffer, which other tasks reuse while this one waits
-    /// for the pool: so they are copied first.
-    @inline(never)
-    private static func echoAfterOffloadedCall(
-        _ bytes: UnsafeRawBufferPointer, cost: MessageCost, pool: BlockingPool, on connection: PollConnection
-    ) async throws {
-        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
-        defer { copy.deallocate() }
-        copy.copyMemory(from: bytes)
-        // The wait for the pool is not cancellable (the call runs to its end), so a server that is
-        // stopping does not queue another one.
+    /// `--offload`: the call on the pool; the task goes back to its loop's queue (its executor
+    /// preference) when it is done. The wait is not cancellable (the call runs to its end), so a
+    /// server that is stopping does not queue another one.
+    private static func onPool(_ pool: BlockingPool, _ cost: MessageCost) async throws {
         try Task.checkCancellation()
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
             pool.submit {
                 cost.blockingCall()
-                done.resume()  // the task goes back to its loop's queue (its executor preference)
+                done.resume()
             }
         }
-        try await connection.write(all: UnsafeRawBufferPointer(copy))
     }
 }
