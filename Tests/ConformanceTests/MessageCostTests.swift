@@ -60,7 +60,6 @@ struct MessageCostTests {
         (ServerSpec("echo-tasks", ["--loops", "1", "--block-mode", "inline"]), false),
         (ServerSpec("echo-tasks", ["--loops", "1"]), true),
         (ServerSpec("echo-tasks", ["--loops", "1", "--offload", "2"]), true),
-        (ServerSpec("echo-tasks", ["--loops", "2", "--block-mode", "handoff"]), true),
         (ServerSpec("echo-uring", ["--loops", "1"]), false), (ServerSpec("echo-uring", ["--loops", "1", "--offload", "2"]), true),
         (ServerSpec("echo-threads"), true),
     ])
