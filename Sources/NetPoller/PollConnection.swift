@@ -30,20 +30,21 @@ public struct PollConnection: Sendable {
         if Task.isCancelled { throw CancellationError() }
         // And it must let its loop-mates run: after a budget of reads in one go, it yields.
         if !descriptor.loop.spendBudget() { await descriptor.loop.yieldTurn() }
+        // The last read came back short: no syscall until an event says more came.
+        try await descriptor.waitUntilReadable()
         while true {
-            try await descriptor.waitUntilReadable()
             let count = Glibc.read(descriptor.fd, buffer.baseAddress, buffer.count)
             if count > 0 {
                 // Short means drained, unless the peer has closed or sent urgent data: then bytes
                 // or the end of stream may sit behind these with no event to come for them.
                 if descriptor.shortReadShowsDrained(count, capacity: buffer.count) {
-                    descriptor.readable = false
+                    descriptor.markDrained()
                 }
                 return count
             }
             if count == 0 { return nil }
             switch errno {
-            case EAGAIN: descriptor.readable = false
+            case EAGAIN: try await descriptor.waitAfterEAGAIN(.read)
             case EINTR: continue
             case let code: throw SocketError(code: code, operation: "read")
             }
@@ -65,7 +66,6 @@ public struct PollConnection: Sendable {
             }
             switch errno {
             case EAGAIN:
-                descriptor.writable = false
                 try await writeRest(copying: UnsafeRawBufferPointer(rebasing: bytes[sent...]))
                 return
             case EINTR: continue
@@ -74,22 +74,23 @@ public struct PollConnection: Sendable {
         }
     }
 
-    /// The slow path of `write(all:)`, in a frame of its own so the fast path stays small.
+    /// The slow path of `write(all:)`, after a write said EAGAIN, in a frame of its own so the fast
+    /// path stays small.
     @inline(never)
     private func writeRest(copying rest: UnsafeRawBufferPointer) async throws {
         let pending = UnsafeMutableRawBufferPointer.allocate(byteCount: rest.count, alignment: 1)
         defer { pending.deallocate() }
         pending.copyMemory(from: rest)
+        try await descriptor.waitAfterEAGAIN(.write)
         var sent = 0
         while sent < pending.count {
-            try await descriptor.waitUntilWritable()
             let count = Glibc.write(descriptor.fd, pending.baseAddress! + sent, pending.count - sent)
             if count >= 0 {
                 sent += count
                 continue
             }
             switch errno {
-            case EAGAIN: descriptor.writable = false
+            case EAGAIN: try await descriptor.waitAfterEAGAIN(.write)
             case EINTR: continue
             case let code: throw SocketError(code: code, operation: "write")
             }

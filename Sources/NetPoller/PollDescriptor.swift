@@ -9,6 +9,9 @@ import Glibc
 ///   or modified.
 /// - Two readiness bits. Edge-triggered epoll reports a *change*, so the bits remember it: `readable`
 ///   is true from an input event (or registration) until a syscall says EAGAIN; likewise `writable`.
+///   They are private: a caller whose syscall said EAGAIN calls `waitAfterEAGAIN(_:)`, which clears
+///   the bit and parks in one step (Go's `netpollblock`), so no caller can clear one and forget to
+///   wait, or wait on a bit it never cleared.
 /// - At most one waiting reader and one waiting writer, each an `UnsafeContinuation` of a parked task.
 /// - `token`, the generation tag and the fd, which epoll hands back with each event: an event meant
 ///   for a descriptor that has since been closed, its number reused, no longer matches (Go's `fdseq`).
@@ -25,9 +28,9 @@ public final class PollDescriptor: @unchecked Sendable {
 
     /// True from an input event (or registration, so the first read is tried at once) until the
     /// descriptor says EAGAIN, or a short read shows it drained.
-    public var readable = true
+    private(set) var readable = true
     /// True from an output event (or registration) until a write says EAGAIN.
-    public var writable = true
+    private(set) var writable = true
     /// The peer shut down its side, or the socket failed: final, never cleared. After it, a short
     /// read is no proof of "drained" (the end of stream may be queued behind the bytes just read, and
     /// no event will say so again), so reads go on until they see it.
@@ -47,11 +50,18 @@ public final class PollDescriptor: @unchecked Sendable {
         count < capacity && loop.shortReadDrains && !peerClosed && !urgentSeen
     }
 
+    /// A short read showed the socket drained: the next read waits for an input event instead of
+    /// trying the syscall first.
+    @inline(__always)
+    func markDrained() {
+        readable = false
+    }
+
     private var reader: UnsafeContinuation<Void, any Error>?
     private var writer: UnsafeContinuation<Void, any Error>?
     private(set) var isRegistered = true
 
-    enum Direction { case read, write }
+    public enum Direction: Sendable { case read, write }
 
     init(fd: Int32, token: UInt64, loop: PollLoop) {
         self.fd = fd
@@ -59,18 +69,24 @@ public final class PollDescriptor: @unchecked Sendable {
         self.loop = loop
     }
 
-    /// Parks the calling task until an input event comes; returns at once if one came since
-    /// `readable` was cleared. Throws `CancellationError` if the task is cancelled while parked.
-    /// Call on the loop's thread, after the descriptor said EAGAIN.
+    /// The descriptor said EAGAIN in `direction`: forgets the readiness and parks the calling task
+    /// until the next event in that direction. Throws `CancellationError` if the task is cancelled
+    /// while parked. Call on the loop's thread, in the job whose syscall said EAGAIN: the loop
+    /// delivers events only between jobs, so none can have come since the syscall, and none is lost.
     @inline(__always)
-    public func waitUntilReadable() async throws {
-        if !readable { try await park(.read) }
+    public func waitAfterEAGAIN(_ direction: Direction) async throws {
+        switch direction {
+        case .read: readable = false
+        case .write: writable = false
+        }
+        try await park(direction)
     }
 
-    /// As `waitUntilReadable`, for output.
+    /// Parks the calling task until an input event comes, unless one came since a short read
+    /// marked the socket drained (or it never was). For the start of a read.
     @inline(__always)
-    public func waitUntilWritable() async throws {
-        if !writable { try await park(.write) }
+    func waitUntilReadable() async throws {
+        if !readable { try await park(.read) }
     }
 
     /// The one suspension point of the netpoller. Nothing can come between the caller's "not

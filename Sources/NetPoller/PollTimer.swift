@@ -32,8 +32,7 @@ public struct PollTimer: Sendable {
         while Glibc.read(descriptor.fd, &expirations, 8) != 8 {
             switch errno {
             case EAGAIN:  // not expired yet: wait for the timer's event
-                descriptor.readable = false
-                try await descriptor.waitUntilReadable()
+                try await descriptor.waitAfterEAGAIN(.read)
             case EINTR: continue
             case let code: throw SocketError(code: code, operation: "read timerfd")  // parking would never end
             }

@@ -73,8 +73,7 @@ import Glibc
             let pair = try SocketPair()
             let descriptor = try running.onLoop { try running.loop.register(pair.near) }
             let (task, outcome) = running.start { () async throws -> Int in
-                descriptor.readable = false
-                try await descriptor.waitUntilReadable()
+                try await descriptor.waitAfterEAGAIN(.read)
                 return 1
             }
             try running.waitUntil("the reader to park") { descriptor.isWaiting(.read) }
@@ -102,8 +101,7 @@ import Glibc
         let descriptor = try running.onLoop { try running.loop.register(pair.near) }
         let (_, outcome) = running.start { () async throws -> Int in
             withUnsafeCurrentTask { $0?.cancel() }
-            descriptor.readable = false
-            try await descriptor.waitUntilReadable()
+            try await descriptor.waitAfterEAGAIN(.read)
             return 1
         }
         #expect(throws: CancellationError.self) { try outcome.wait(timeout: 5).get() }
@@ -131,8 +129,7 @@ import Glibc
         #expect(reused.token != oldToken)
 
         let (_, outcome) = running.start { () async throws -> Int in
-            reused.readable = false
-            try await reused.waitUntilReadable()
+            try await reused.waitAfterEAGAIN(.read)
             return 1
         }
         try running.waitUntil("the reader to park") { reused.isWaiting(.read) }

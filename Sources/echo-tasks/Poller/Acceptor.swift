@@ -49,8 +49,7 @@ struct Acceptor: Sendable {
                     let code = errno
                     switch AcceptPolicy.failure(code) {
                     case .queueEmpty:
-                        listening.readable = false
-                        try await listening.waitUntilReadable()
+                        try await listening.waitAfterEAGAIN(.read)
                     case .outOfDescriptors:
                         if !warnedOutOfDescriptors {
                             Lifecycle.warn("echo-tasks: out of file descriptors (\(errnoDescription(code))); "
@@ -62,8 +61,7 @@ struct Acceptor: Sendable {
                         // next one as usual) or without a slot (rest).
                         switch spare.refuseQueued(on: listening.fd, batch: Self.batch, counters: counters) {
                         case .drained:
-                            listening.readable = false
-                            try await listening.waitUntilReadable()
+                            try await listening.waitAfterEAGAIN(.read)
                         case .more:
                             await loop.yieldTurn()
                         case .noSlot:
