@@ -85,6 +85,8 @@ let package = Package(
             dependencies: ["EchoProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tests/BrokenEcho"
         ),
+        // Runs a program under a seccomp filter that refuses io_uring_setup: the refusal test's kernel.
+        .executableTarget(name: "refuse-io-uring", path: "Tests/RefuseIOURing"),
         .testTarget(name: "EchoProtocolTests", dependencies: ["EchoProtocol", "ForeignProcess"]),
         .testTarget(name: "LoadgenTests", dependencies: ["loadgen", "EchoProtocol", "ForeignProcess"]),
         .testTarget(name: "HandoffTests", dependencies: ["handoff"]),
@@ -93,6 +95,7 @@ let package = Package(
             name: "ConformanceTests",
             dependencies: [
                 "EchoProtocol", "ForeignProcess", "echo-threads", "echo-libev", "echo-tasks", "echo-uring", "broken-echo",
+                "refuse-io-uring",
             ]
         ),
     ]

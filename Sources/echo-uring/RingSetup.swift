@@ -46,8 +46,12 @@ struct RingSetup {
     /// The one line for a kernel or sandbox that refuses io_uring.
     static func refusal(_ code: Int32) -> StartupError {
         var reason = errnoDescription(code)
-        if code == EPERM, let disabled = try? String(contentsOfFile: "/proc/sys/kernel/io_uring_disabled", encoding: .utf8) {
-            reason += " (kernel.io_uring_disabled = \(disabled.trimmingCharacters(in: .whitespacesAndNewlines)))"
+        if code == EPERM, let read = try? String(contentsOfFile: "/proc/sys/kernel/io_uring_disabled", encoding: .utf8) {
+            let disabled = read.trimmingCharacters(in: .whitespacesAndNewlines)
+            // With the sysctl at 0 the kernel allows io_uring, so what refused it sits in between.
+            reason += disabled == "0"
+                ? " (kernel.io_uring_disabled = 0: a seccomp filter or container profile refuses it)"
+                : " (kernel.io_uring_disabled = \(disabled))"
         }
         return StartupError("io_uring is unavailable: io_uring_setup failed: \(reason)")
     }

@@ -99,6 +99,25 @@ struct UringTests {
         }
     }
 
+    /// Where io_uring is refused, the server says so in one line and exits 1, before announcing
+    /// anything. `refuse-io-uring` (Tests/RefuseIOURing) makes the kernel refuse io_uring_setup
+    /// with a seccomp filter, as a kernel without io_uring (ENOSYS) or a container profile (EPERM) does.
+    @Test(arguments: [
+        ("ENOSYS", "Function not implemented"),
+        ("EPERM", "Operation not permitted (kernel.io_uring_disabled = "),
+    ])
+    func refusedIOURingIsOneLineAndExit1(code: String, reason: String) throws {
+        let server = productsDirectory.appendingPathComponent("echo-uring").path
+        let refused = try ServerProcess(ServerSpec("refuse-io-uring", [code, server]))
+        defer { refused.stop() }
+        #expect(refused.waitForExit(timeout: 20) == 1, "stderr: \(refused.stderr.lines)")
+        #expect(refused.stderr.waitForEnd(timeout: 5) && refused.stdout.waitForEnd(timeout: 5))
+        let expected = "echo-uring: io_uring is unavailable: io_uring_setup failed: \(reason)"
+        #expect(refused.stderr.lines.count == 1, "\(refused.stderr.lines)")
+        #expect(refused.stderr.lines.first?.hasPrefix(expected) == true, "\(refused.stderr.lines)")
+        #expect(refused.stdout.lines.isEmpty, "announced despite the refusal: \(refused.stdout.lines)")
+    }
+
     @Test(arguments: [["--ring-buffers", "3"], ["--ring-buffers", "0"], ["--recv", "twice"], ["--loops", "0"]])
     func badValuesAreUsageErrors(_ options: [String]) throws {
         let server = try ServerProcess(ServerSpec("echo-uring"), extra: options)
