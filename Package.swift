@@ -88,7 +88,7 @@ let package = Package(
         // Runs a program under a seccomp filter that refuses io_uring_setup: the refusal test's kernel.
         .executableTarget(name: "refuse-io-uring", path: "Tests/RefuseIOURing"),
         .testTarget(name: "EchoProtocolTests", dependencies: ["EchoProtocol", "ForeignProcess"]),
-        .testTarget(name: "LoadgenTests", dependencies: ["loadgen", "EchoProtocol", "ForeignProcess"]),
+        .testTarget(name: "LoadgenTests", dependencies: ["loadgen", "EchoProtocol", "ForeignProcess", "NetPoller"]),
         .testTarget(name: "HandoffTests", dependencies: ["handoff"]),
         .testTarget(name: "NetPollerTests", dependencies: ["NetPoller"]),
         .testTarget(

@@ -14,11 +14,11 @@ struct ConnectPhase {
     /// Every connection succeeded or failed before the deadline.
     let finished: Bool
 
-    static func run(_ group: LoopGroup, watch: Watch, settings: ConnectionSettings) -> ConnectPhase {
+    static func run(_ group: LoopGroup, watch: Watch, settings: ConnectionSettings) throws(StartupError) -> ConnectPhase {
         watch.phase = "connecting"
         let overflowsBefore = Preflight.listenOverflows()
         let began = monotonicNanoseconds()
-        group.start()
+        try group.start()
         let rampSeconds = settings.connectRate.map { Double(settings.connections) / $0 } ?? 0
         let deadline = began + UInt64((rampSeconds + settings.connectTimeout.seconds + 10) * 1e9)
         // A target that answered with other bytes is not an echo server: no need to wait for the rest.

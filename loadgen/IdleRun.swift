@@ -37,7 +37,7 @@ struct IdleRun: Sendable {
                                   drainTimeout: .zero, liveLatency: false, metrics: metrics)
         let watch = Watch(group: group, requested: connection.connections, progress: progress, stop: stop)
         let began = monotonicNanoseconds()
-        let connect = ConnectPhase.run(group, watch: watch, settings: connection)
+        let connect = try ConnectPhase.run(group, watch: watch, settings: connection)
         let (established, connectSeconds, overflows) = (connect.established, connect.seconds, connect.listenOverflows)
         if (established == 0 || group.sawNotAnEchoServer) && !watch.stopped {
             throw ConnectPhase.failure(group, target: connection.target, interrupted: false)

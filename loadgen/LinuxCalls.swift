@@ -55,32 +55,6 @@ func currentAffinity() -> [Int]? {
     }
 }
 
-/// Runs a closure on a new pthread that can be joined, which Foundation's Thread cannot.
-final class JoinableThread {
-    private var thread = pthread_t()
-
-    private final class Body {
-        let run: () -> Void
-        init(_ run: @escaping () -> Void) { self.run = run }
-    }
-
-    /// Starts `body` at once. The closure may touch state that is not Sendable: the thread that starts
-    /// it hands that state over and touches it again only after `join()`.
-    init(_ body: @escaping () -> Void) {
-        let box = Unmanaged.passRetained(Body(body)).toOpaque()
-        let result = pthread_create(&thread, nil, { raw in
-            let body = Unmanaged<Body>.fromOpaque(raw!).takeRetainedValue()
-            body.run()
-            return nil
-        }, box)
-        precondition(result == 0, "pthread_create failed: \(errnoDescription(result))")
-    }
-
-    func join() {
-        pthread_join(thread, nil)
-    }
-}
-
 /// CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID).
 func threadCPUNanoseconds() -> UInt64 {
     var time = timespec()

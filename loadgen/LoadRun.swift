@@ -65,7 +65,7 @@ struct LoadRun: Sendable {
                                   drainTimeout: drainTimeout, liveLatency: true,  // also for the per-second series
                                   spin: spin, intervalNanoseconds: intervals?.length.nanoseconds ?? 0, metrics: metrics)
         let watch = Watch(group: group, requested: connection.connections, progress: progress, stop: stop)
-        let connect = ConnectPhase.run(group, watch: watch, settings: connection)
+        let connect = try ConnectPhase.run(group, watch: watch, settings: connection)
         let (established, connectSeconds, overflows) = (connect.established, connect.seconds, connect.listenOverflows)
         if established == 0 || watch.stopped || !connect.finished || group.sawNotAnEchoServer {
             throw ConnectPhase.failure(group, target: connection.target, interrupted: watch.stopped)

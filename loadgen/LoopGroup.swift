@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import EchoProtocol
+import NetPoller
 import Synchronization
 
 /// How to open the connections: shared by `run`, `idle` and the sweep.
@@ -31,7 +32,7 @@ struct ConnectionSettings: Sendable, Equatable {
 final class LoopGroup {
     let control: RunControl
     let loops: [ClientLoop]
-    private var threads: [JoinableThread] = []
+    private var threads: [PosixThread] = []
 
     init(settings: ConnectionSettings, messageSize: Int, workload: Workload, drainTimeout: Duration,
          liveLatency: Bool, spin: Bool = false, intervalNanoseconds: UInt64 = 0,
@@ -56,8 +57,17 @@ final class LoopGroup {
         }
     }
 
-    func start() {
-        threads = loops.map { loop in JoinableThread { loop.run() } }
+    /// Starts a thread per loop. If one cannot be started, the loops already running are closed
+    /// and joined before the error is thrown.
+    func start() throws(StartupError) {
+        for loop in loops {
+            do {
+                threads.append(try PosixThread(name: "loadgen-\(threads.count)") { loop.run() })
+            } catch {
+                _ = closeAndJoin()
+                throw StartupError(error.description)
+            }
+        }
     }
 
     /// Tells every loop to close its connections and end, and waits for their threads.

@@ -55,7 +55,7 @@ public final class LoopMonitor: @unchecked Sendable {
         /// Threads waiting for a loop, each with the slot it will find its loop in.
         var idle: [SpareSlot] = []
         /// Every thread the monitor started, so the group can join them at the end.
-        var started: [PollThread] = []
+        var started: [PosixThread] = []
         var stoppedLoops = 0
         var shutDown = false
     }
@@ -164,8 +164,8 @@ public final class LoopMonitor: @unchecked Sendable {
 
     // MARK: The monitor's own thread
 
-    func start() throws(PollThread.StartError) {
-        let thread = try PollThread(name: "poller-sysmon") { [self] in watch() }
+    func start() throws(PosixThread.StartError) {
+        let thread = try PosixThread(name: "poller-sysmon") { [self] in watch() }
         spares.withLock { $0.started.append(thread) }
     }
 
@@ -250,7 +250,7 @@ public final class LoopMonitor: @unchecked Sendable {
         let slot = SpareSlot()
         do {
             let slack = processTimerSlack
-            let thread = try PollThread(name: "poller-spare") { [self] in
+            let thread = try PosixThread(name: "poller-spare") { [self] in
                 _ = c_prctl(PR_SET_TIMERSLACK, slack, 0, 0, 0)
                 slot.ready.wait()
                 runThread(startingWith: slot.loop)

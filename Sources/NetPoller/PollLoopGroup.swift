@@ -45,18 +45,18 @@ public final class PollLoopGroup: Sendable {
 
     /// Starts every loop but loop 0 on a thread of its own; then `run()` runs loop 0 on the calling
     /// thread. Separate, so that a server can fail with one line before anything runs.
-    public func startOtherLoops() throws(PollThread.StartError) -> [PollThread] {
+    public func startOtherLoops() throws(PosixThread.StartError) -> [PosixThread] {
         try monitor.start()
-        var threads: [PollThread] = []
+        var threads: [PosixThread] = []
         for loop in loops.dropFirst() {
-            threads.append(try PollThread(name: "poller-\(loop.index)") { [monitor] in monitor.runThread(startingWith: loop) })
+            threads.append(try PosixThread(name: "poller-\(loop.index)") { [monitor] in monitor.runThread(startingWith: loop) })
         }
         return threads
     }
 
     /// Runs loop 0 on the calling thread (which may end up running another loop, or none, after
     /// a hand-off); returns when every loop has stopped (`stop()`) and every thread has ended.
-    public func run(joining others: [PollThread]) {
+    public func run(joining others: [PosixThread]) {
         monitor.runThread(startingWith: loops[0])
         others.forEach { $0.join() }
         monitor.joinThreads()
@@ -67,52 +67,6 @@ public final class PollLoopGroup: Sendable {
         loops.forEach { $0.requestStop() }
     }
 }
-
-/// A joinable POSIX thread running one closure (Foundation's `Thread` cannot be joined).
-public struct PollThread: Sendable {
-    private let thread: pthread_t
-
-    /// The thread could not be created (pid_max, RLIMIT_NPROC, memory): "cannot start thread NAME: reason".
-    public struct StartError: Error, CustomStringConvertible, Sendable {
-        public let description: String
-    }
-
-    /// Starts `body` on a new thread named `name` (visible in `top -H` and /proc/PID/task/*/comm).
-    public init(name: String, _ body: @escaping @Sendable () -> Void) throws(StartError) {
-        let context = Unmanaged.passRetained(Body(name: name, run: body)).toOpaque()
-        var thread = pthread_t()
-        let result = pthread_create(&thread, nil, { context in
-            let body = Unmanaged<Body>.fromOpaque(context!).takeRetainedValue()
-            // Linux limits thread names to 15 bytes and refuses longer ones, so cut them.
-            _ = c_pthread_setname_np(pthread_self(), String(body.name.utf8.prefix(15))!)
-            body.run()
-            return nil
-        }, context)
-        guard result == 0 else {
-            Unmanaged<Body>.fromOpaque(context).release()
-            throw StartError(description: "cannot start thread \(name): \(String(cString: strerror(result)))")
-        }
-        self.thread = thread
-    }
-
-    /// Waits until the thread's closure has returned.
-    public func join() {
-        pthread_join(thread, nil)
-    }
-
-    private final class Body: Sendable {
-        let name: String
-        let run: @Sendable () -> Void
-
-        init(name: String, run: @escaping @Sendable () -> Void) {
-            self.name = name
-            self.run = run
-        }
-    }
-}
-
-@_silgen_name("pthread_setname_np")
-private func c_pthread_setname_np(_ thread: pthread_t, _ name: UnsafePointer<CChar>) -> Int32
 
 @_silgen_name("sched_getaffinity")
 private func c_sched_getaffinity(_ pid: Int32, _ size: Int, _ mask: UnsafeMutableRawPointer) -> Int32

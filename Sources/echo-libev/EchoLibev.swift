@@ -1,6 +1,6 @@
 import ArgumentParser
 import EchoProtocol
-import NetPoller  // for PollThread, the package's joinable thread
+import NetPoller  // for PosixThread, the package's joinable thread
 
 /// The evented echo server: nonblocking sockets and libev watchers, so an idle connection costs a
 /// watcher and a pointer, never a thread or a buffer.
@@ -60,7 +60,7 @@ struct EchoLibev: ParsableCommand {
         runtime.announce(listening: listeners[0])
 
         let threads = runtime.orExit {
-            try eventLoops.map { eventLoop in try PollThread(name: "libev-\(eventLoop.index)") { eventLoop.run() } }
+            try eventLoops.map { eventLoop in try PosixThread(name: "libev-\(eventLoop.index)") { eventLoop.run() } }
         }
         threads.forEach { $0.join() }
         runtime.finish()

@@ -1,7 +1,7 @@
 import ArgumentParser
 import EchoProtocol
 import Foundation
-import NetPoller  // for PollThread, the package's joinable thread
+import NetPoller  // for PosixThread, the package's joinable thread
 import Synchronization
 
 /// The completion-based echo server: io_uring rings, one per loop. The kernel does the reads and
@@ -85,7 +85,7 @@ struct EchoUring: ParsableCommand {
         let started = LoopStarter(count: loops)
         let threads = runtime.orExit {
             try listeners.enumerated().map { index, listener in
-                try PollThread(name: "uring-\(index)") {
+                try PosixThread(name: "uring-\(index)") {
                     do throws(StartupError) {
                         let loop = try RingLoop(
                             index: index, listener: listener, settings: settings, runtime: runtime, offload: offload)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import NetPoller
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,7 +23,7 @@ struct PingPong: ParsableCommand {
     static func measure(roundTrips: Int) -> HandoffReport {
         let turn = ThreadTurn()
         // Party A starts with the turn: it passes, then waits to get it back (one round trip).
-        let partyA = startThread {
+        let partyA = try? PosixThread(name: "pingpong-a") {
             turn.checkIn()
             turn.wait(for: .a)
             var completed = 0
@@ -33,14 +34,14 @@ struct PingPong: ParsableCommand {
             }
             turn.record(roundTrips: completed)
         }
-        let partyB = startThread {
+        let partyB = try? PosixThread(name: "pingpong-b") {
             turn.checkIn()
             for _ in 0..<roundTrips {
                 turn.wait(for: .b)
                 turn.pass(to: .a)
             }
         }
-        guard case .success(let threadA) = partyA, case .success(let threadB) = partyB else {
+        guard let partyA, let partyB else {
             // Two threads fail to start only on a machine already out of threads or memory.
             fatalError("handoff: cannot start the two pingpong threads")
         }
@@ -48,8 +49,8 @@ struct PingPong: ParsableCommand {
         turn.waitUntilCheckedIn(parties: 2)
         let stopwatch = Stopwatch()
         turn.start(with: .a)
-        joinThread(threadA)
-        joinThread(threadB)
+        partyA.join()
+        partyB.join()
         let measured = stopwatch.stop()
         let result = turn.result
         return HandoffReport(mode: "pingpong", handoffs: result.handoffs, roundTrips: result.roundTrips, measured: measured)

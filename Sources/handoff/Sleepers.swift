@@ -1,5 +1,6 @@
 import ArgumentParser
 import EchoProtocol
+import NetPoller
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -109,15 +110,14 @@ struct Sleepers: AsyncParsableCommand {
                 break
             }
             plan.alive.enter()
-            switch plan.start() {
-            case .success(let thread):
+            do {
                 // Detached, as a thread-per-connection server's threads are: a thread that has
                 // ended gives its stack back at once instead of holding it until a join.
-                pthread_detach(thread)
+                try plan.start().detach()
                 started += 1
-            case .failure(let error):
+            } catch {
                 plan.alive.leave()
-                stopped = "pthread_create failed at \(index) threads: \(error.description); " + limits.diagnose(error)
+                stopped = "pthread_create failed at \(index) threads: \(error.reason); " + limits.diagnose(error)
             }
             if stopped != nil { break }
             if index % 256 == 0 { memory.sample() }
@@ -154,11 +154,11 @@ final class SleeperThreadPlan: @unchecked Sendable {
     }
 
     /// Starts one sleeper thread.
-    func start() -> Result<pthread_t, ThreadStartError> {
-        startThread(entry: { raw in
+    func start() throws(PosixThread.StartError) -> PosixThread {
+        try PosixThread(bare: { raw in
             Unmanaged<SleeperThreadPlan>.fromOpaque(raw!)._withUnsafeGuaranteedRef { $0.sleepOnce() }
             return nil
-        }, context: Unmanaged.passUnretained(self).toOpaque())
+        }, context: Unmanaged.passUnretained(self).toOpaque(), name: "sleeper")
     }
 
     /// Returns once `count` sleepers have finished.
@@ -257,7 +257,7 @@ struct ThreadLimits {
 
     /// Which limit a failed pthread_create most likely hit, with the numbers to judge by.
     /// glibc reports both a failed clone (no PID left) and a failed stack mmap as EAGAIN.
-    func diagnose(_ error: ThreadStartError) -> String {
+    func diagnose(_ error: PosixThread.StartError) -> String {
         let system = Self.systemThreads() ?? 0
         let maps = readText("/proc/self/maps").map { $0.utf8.lazy.filter { $0 == UInt8(ascii: "\n") }.count } ?? 0
         let addressSpace = (ProcStatus.read()?.vmSizeKiB ?? 0) * 1024

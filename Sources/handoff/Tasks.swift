@@ -34,7 +34,7 @@ struct Tasks: AsyncParsableCommand {
             return await measure(roundTrips: roundTrips)
         case .loop:
             let loop = try PollLoop(scratchBytes: 1)
-            let thread = try PollThread(name: "poller-0") { loop.run() }
+            let thread = try PosixThread(name: "poller-0") { loop.run() }
             defer {
                 loop.requestStop()
                 thread.join()

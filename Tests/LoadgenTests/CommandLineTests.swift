@@ -3,6 +3,7 @@ import Glibc
 #endif
 import EchoProtocol
 import Foundation
+import NetPoller
 import Testing
 
 @testable import loadgen
@@ -47,8 +48,8 @@ struct CommandLineTests {
         process.standardError = err
         try process.run()
         // Read both pipes on other threads so a full pipe never blocks the child.
-        let outData = Reader(out.fileHandleForReading)
-        let errData = Reader(err.fileHandleForReading)
+        let outData = try Reader(out.fileHandleForReading)
+        let errData = try Reader(err.fileHandleForReading)
         let deadline = ContinuousClock.now + timeout
         let interruptAt = interruptAfter.map { ContinuousClock.now + $0 }
         var interrupted = false
@@ -69,10 +70,10 @@ struct CommandLineTests {
     final class Reader: @unchecked Sendable {
         // @unchecked Sendable: `data` is written only by the reading thread and read after join().
         private var data = Data()
-        private var thread: JoinableThread?
+        private var thread: PosixThread?
 
-        init(_ handle: FileHandle) {
-            thread = JoinableThread { [self] in data = handle.readDataToEndOfFile() }
+        init(_ handle: FileHandle) throws {
+            thread = try PosixThread(name: "test-reader") { [self] in data = handle.readDataToEndOfFile() }
         }
 
         func text() -> String {

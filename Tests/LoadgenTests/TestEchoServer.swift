@@ -3,6 +3,7 @@ import Glibc
 #endif
 import EchoProtocol
 import Foundation
+import NetPoller
 import Synchronization
 
 @testable import loadgen
@@ -50,7 +51,7 @@ final class TestEchoServer: @unchecked Sendable {
     private let listenFD: Int32
     private let statsFD: Int32
     private let wake: [Int32]
-    private var thread: JoinableThread?
+    private var thread: PosixThread?
     private let recorded = Mutex(Record())
 
     init(_ behaviour: Behaviour = .echo, statsEndpoint: Bool = false, host: String = "127.0.0.1") throws {
@@ -66,7 +67,7 @@ final class TestEchoServer: @unchecked Sendable {
         var fds: [Int32] = [0, 0]
         precondition(pipe(&fds) == 0)
         wake = fds
-        thread = JoinableThread { [self] in serve() }
+        thread = try PosixThread(name: "test-echo") { [self] in serve() }
     }
 
     /// Stops the server thread, closes every socket, and returns what it recorded.

@@ -29,7 +29,7 @@ import Glibc
             groupLoop = group.loops[1]
             monitor = group.monitor
             let others = try group.startOtherLoops()
-            let main = try PollThread(name: "test-group") { group.run(joining: others) }
+            let main = try PosixThread(name: "test-group") { group.run(joining: others) }
             group.stop()
             main.join()
         }

@@ -16,7 +16,7 @@ import Glibc
     /// than the main one); `finish()` stops the loops and waits for every thread the group started.
     final class RunningGroup: Sendable {
         let group: PollLoopGroup
-        private let main: PollThread
+        private let main: PosixThread
         let warnings = Lines()
 
         init(count: Int = 1) throws {
@@ -24,7 +24,7 @@ import Glibc
             group = try PollLoopGroup(count: count, scratchBytes: 1024, warn: { warnings.add($0) })
             let others = try group.startOtherLoops()
             let group = self.group
-            main = try PollThread(name: "test-loop-0") { group.run(joining: others) }
+            main = try PosixThread(name: "test-loop-0") { group.run(joining: others) }
         }
 
         func onLoop<T: Sendable>(_ index: Int = 0, timeout: Double = 10, _ body: @escaping @Sendable () async throws -> T) throws -> T {

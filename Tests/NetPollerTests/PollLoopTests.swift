@@ -157,7 +157,7 @@ import Glibc
         let done = DispatchSemaphore(value: 0)
         let loop = running.loop
         let posters = try (0..<4).map { _ in
-            try PollThread(name: "poster") {
+            try PosixThread(name: "poster") {
                 for index in 0..<perThread {
                     Task(executorPreference: loop) {
                         if loop.isCurrent { ranOnLoop.add(1) }
@@ -234,7 +234,7 @@ import Glibc
         // Now read the echo while sending the rest: all of it, in order.
         let farBlocking = blocked.farBlocking()
         let rest = Array(payload[sent...])
-        let sender = try PollThread(name: "sender") {
+        let sender = try PosixThread(name: "sender") {
             _ = rest.withUnsafeBytes { write(farBlocking, $0.baseAddress!, $0.count) }
             shutdown(farBlocking, Int32(SHUT_WR))
         }

@@ -11,12 +11,12 @@ import Glibc
 /// A netpoller loop on a thread of its own for one test; `finish()` stops and joins it.
 final class RunningLoop: Sendable {
     let loop: PollLoop
-    private let thread: PollThread
+    private let thread: PosixThread
 
     init(shortReadDrains: Bool = true) throws {
         loop = try PollLoop(scratchBytes: 16 * 1024, shortReadDrains: shortReadDrains)
         let loop = self.loop
-        thread = try PollThread(name: "test-poller") { loop.run() }
+        thread = try PosixThread(name: "test-poller") { loop.run() }
     }
 
     func finish() {

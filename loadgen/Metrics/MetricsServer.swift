@@ -14,7 +14,7 @@ final class MetricsServer: @unchecked Sendable {
     let address: SocketAddress
     private let listenFD: Int32
     private let stopped = Atomic<Bool>(false)
-    private var thread: JoinableThread?
+    private var thread: PosixThread?
 
     init(host: String, port: Int, metrics: LiveMetrics) throws(StartupError) {
         listenFD = try Listener.open(host: host, port: port, backlog: 16, nonBlocking: false)[0]
@@ -23,7 +23,12 @@ final class MetricsServer: @unchecked Sendable {
             throw StartupError("cannot read the metrics port's address")
         }
         address = bound
-        thread = JoinableThread { [self] in self.serve(metrics) }
+        do {
+            thread = try PosixThread(name: "loadgen-metrics") { [self] in self.serve(metrics) }
+        } catch {
+            close(listenFD)
+            throw StartupError(error.description)
+        }
     }
 
     /// Ends the thread and closes the port.
