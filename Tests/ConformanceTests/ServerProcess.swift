@@ -1,4 +1,5 @@
 import EchoProtocol
+import ForeignProcess
 import Foundation
 import Testing
 
@@ -46,8 +47,8 @@ final class ServerProcess: @unchecked Sendable {
     // @unchecked: `process` is only touched by the test's thread; the output collectors lock.
     let spec: ServerSpec
     let process = Process()
-    let stdout = LineCollector()
-    let stderr = LineCollector()
+    let stdout: OutputLines
+    let stderr: OutputLines
     private(set) var ready: ReadinessLine?
 
     var pid: Int32 { process.processIdentifier }
@@ -77,8 +78,10 @@ final class ServerProcess: @unchecked Sendable {
         process.standardError = errPipe
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        stdout.start(reading: outPipe.fileHandleForReading)
-        stderr.start(reading: errPipe.fileHandleForReading)
+        // The readers get descriptors of their own: the pipes' FileHandles close theirs whenever
+        // they are freed, which may be before a reader has seen the end.
+        stdout = OutputLines(reading: dup(outPipe.fileHandleForReading.fileDescriptor), threadName: "test-stdout")
+        stderr = OutputLines(reading: dup(errPipe.fileHandleForReading.fileDescriptor), threadName: "test-stderr")
     }
 
     /// Starts the server and waits for its readiness line.
@@ -156,68 +159,4 @@ func withServer<T>(_ spec: ServerSpec, extra: [String] = [], _ body: (ServerProc
     let server = try ServerProcess.started(spec, extra: extra)
     defer { server.stop() }
     return try body(server)
-}
-
-/// Collects a pipe's output as lines on a background thread; lets a test wait for a line.
-final class LineCollector: @unchecked Sendable {
-    // @unchecked: every field is guarded by `condition`.
-    private let condition = NSCondition()
-    private var collected: [String] = []
-    private var partial = ""
-    private var ended = false
-
-    func start(reading handle: FileHandle) {
-        let thread = Thread { [self] in
-            let fd = handle.fileDescriptor
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if count < 0 && errno == EINTR { continue }
-                condition.lock()
-                if count <= 0 {
-                    if !partial.isEmpty { collected.append(partial) }
-                    ended = true
-                    condition.broadcast()
-                    condition.unlock()
-                    return
-                }
-                partial += String(decoding: buffer[0..<count], as: UTF8.self)
-                while let newline = partial.firstIndex(of: "\n") {
-                    collected.append(String(partial[..<newline]))
-                    partial = String(partial[partial.index(after: newline)...])
-                }
-                condition.broadcast()
-                condition.unlock()
-            }
-        }
-        thread.start()
-    }
-
-    var lines: [String] {
-        condition.lock()
-        defer { condition.unlock() }
-        return collected
-    }
-
-    /// The first line matching `predicate`, waiting up to `timeout` seconds; nil if none came.
-    func waitForLine(timeout: Double, where predicate: (String) -> Bool) -> String? {
-        let deadline = Date().addingTimeInterval(timeout)
-        condition.lock()
-        defer { condition.unlock() }
-        while true {
-            if let line = collected.first(where: predicate) { return line }
-            if ended || !condition.wait(until: deadline) { return collected.first(where: predicate) }
-        }
-    }
-
-    /// Waits until the pipe closes (the process and its children closed it), up to `timeout` seconds.
-    func waitForEnd(timeout: Double) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        condition.lock()
-        defer { condition.unlock() }
-        while !ended {
-            if !condition.wait(until: deadline) { return ended }
-        }
-        return true
-    }
 }

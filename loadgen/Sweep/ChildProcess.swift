@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import EchoProtocol
+import ForeignProcess
 import Foundation
 import Synchronization
 
@@ -142,97 +143,37 @@ final class StartedProcesses: Sendable {
     }
 }
 
-/// Drains a child's stdout and stderr on background threads (a full pipe would block the child),
-/// keeping the stdout lines and the last few stderr lines.
-final class ProcessOutput: @unchecked Sendable {
-    // @unchecked: every mutable field is guarded by `condition`.
-    private let condition = NSCondition()
-    private var stdoutLines: [String] = []
-    private var stderrLines: [String] = []
-    /// The first line it wrote on stderr: a server that refuses its options says why there.
-    private var firstStderrLine: String?
-    private var openStreams = 2
+/// A child's stdout and stderr, each drained on a thread of its own (a full pipe would block the
+/// child): the first stdout lines and the last few stderr lines.
+struct ProcessOutput: Sendable {
+    let stdout: OutputLines
+    let stderr: OutputLines
 
     /// Reads both descriptors until end of file, then closes them.
     init(stdout: Int32, stderr: Int32) {
-        start(stdout, isStdout: true)
-        start(stderr, isStdout: false)
-    }
-
-    private func start(_ fd: Int32, isStdout: Bool) {
-        let thread = Thread { [self] in
-            var partial: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if count < 0 && errno == EINTR { continue }
-                condition.lock()
-                if count <= 0 {
-                    close(fd)
-                    if !partial.isEmpty { append(String(decoding: partial, as: UTF8.self), isStdout: isStdout) }
-                    openStreams -= 1
-                    condition.broadcast()
-                    condition.unlock()
-                    return
-                }
-                partial += buffer[0..<count]
-                while let newline = partial.firstIndex(of: UInt8(ascii: "\n")) {
-                    append(String(decoding: partial[..<newline], as: UTF8.self), isStdout: isStdout)
-                    partial.removeSubrange(...newline)
-                }
-                condition.broadcast()
-                condition.unlock()
-            }
-        }
-        thread.name = "sweep-output"
-        thread.start()
-    }
-
-    /// Called with the lock held.
-    private func append(_ line: String, isStdout: Bool) {
-        if isStdout {
-            if stdoutLines.count < 1000 { stdoutLines.append(line) }
-        } else {
-            stderrLines.append(line)
-            if stderrLines.count > 20 { stderrLines.removeFirst() }
-            if firstStderrLine == nil, !line.trimmingCharacters(in: .whitespaces).isEmpty { firstStderrLine = line }
-        }
+        self.stdout = OutputLines(reading: stdout, keep: .first(1000), threadName: "sweep-output")
+        self.stderr = OutputLines(reading: stderr, keep: .last(20), threadName: "sweep-output")
     }
 
     /// The first stdout line matching `predicate`, waiting up to `timeout` seconds; nil if none came.
     func waitForLine(timeout: Double, where predicate: (String) -> Bool) -> String? {
-        let deadline = Date().addingTimeInterval(timeout)
-        condition.lock()
-        defer { condition.unlock() }
-        while true {
-            if let line = stdoutLines.first(where: predicate) { return line }
-            if openStreams == 0 || !condition.wait(until: deadline) { return stdoutLines.first(where: predicate) }
-        }
+        stdout.waitForLine(timeout: timeout, where: predicate)
     }
 
     /// Waits until both pipes are closed, up to `timeout` seconds.
     func waitForEnd(timeout: Double) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
-        condition.lock()
-        defer { condition.unlock() }
-        while openStreams > 0 {
-            if !condition.wait(until: deadline) { return openStreams == 0 }
-        }
-        return true
+        return stdout.waitForEnd(timeout: timeout)
+            && stderr.waitForEnd(timeout: max(0, deadline.timeIntervalSinceNow))
     }
 
-    /// The first non-empty line on stderr, or nil if it printed none.
-    var stderrFirst: String? {
-        condition.lock()
-        defer { condition.unlock() }
-        return firstStderrLine
-    }
+    /// The first non-empty line on stderr, or nil if it printed none: a server that refuses its
+    /// options says why there.
+    var stderrFirst: String? { stderr.firstNonBlankLine }
 
     /// The last stderr lines (at most 3) joined, or nil if it printed nothing.
     var stderrTail: String? {
-        condition.lock()
-        defer { condition.unlock() }
-        let tail = stderrLines.suffix(3).filter { !$0.isEmpty }
+        let tail = stderr.lines.suffix(3).filter { !$0.isEmpty }
         return tail.isEmpty ? nil : tail.joined(separator: " / ")
     }
 }
