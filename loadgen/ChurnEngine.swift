@@ -35,8 +35,7 @@ final class ChurnEngine {
     private(set) var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
     private(set) var measuring = false
     /// Failures by kind, warm-up included: a failure is a failure.
-    private(set) var failures: [ChurnRun.Failure: Int] = [:]
-    private(set) var firstError: String? = nil
+    private(set) var errors = ChurnResult.Errors()
     /// Set when churning cannot go on (no socket, out of ports); the run stops.
     var stopReason: String? = nil
     /// Lives that ended well, warm-up included: the live line's rate.
@@ -219,8 +218,7 @@ final class ChurnEngine {
     }
 
     private func fail(_ slot: Int, _ kind: ChurnRun.Failure, _ text: String) {
-        failures[kind, default: 0] += 1
-        if firstError == nil { firstError = text }
+        errors.count(kind, text)
         finish(slot)
     }
 
@@ -237,7 +235,7 @@ final class ChurnEngine {
         guard let metrics, force || now >= nextPublish else { return }
         tally.bytes = tally.messages &* messageSize
         tally.open = lives.reduce(0) { $0 + ($1.fd >= 0 ? 1 : 0) }
-        tally.errors = Dictionary(uniqueKeysWithValues: ChurnRun.Failure.allCases.map { ($0.rawValue, failures[$0] ?? 0) })
+        tally.errors = errors.byMetricName
         metrics.publish(tally, from: 0)
         nextPublish = now + LiveMetrics.publishEveryNanoseconds
     }

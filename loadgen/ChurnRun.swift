@@ -19,8 +19,11 @@ struct ChurnRun {
     /// `--metrics-port`: lives (as messages), failures by kind, lives open, life latency.
     var metrics: LiveMetrics? = nil
 
-    enum Failure: String, Codable, Sendable, CaseIterable {
+    enum Failure: String, ErrorKind {
         case refused, reset, timedOut, mismatch, short
+
+        var words: String { self == .timedOut ? "timed out" : rawValue }
+        var metricName: String { rawValue }
     }
 
     /// `progress`, when given, gets a live line once a second: elapsed time, phase, lives per second
@@ -51,7 +54,7 @@ struct ChurnRun {
             let now = monotonicNanoseconds()
             if let progress, now - lastTick >= 1_000_000_000 {
                 let perSecond = Double(engine.livesEnded - livesAtTick) / (Double(now - lastTick) / 1e9)
-                let errorCount = engine.failures.values.reduce(0, +)
+                let errorCount = engine.errors.total
                 progress("\(TextFormat.fixed(Double(now - begin) / 1e9, 0)) s  \(engine.measuring ? "measuring" : "warm-up")  \(TextFormat.grouped(Int(perSecond))) lives/s  \(TextFormat.grouped(engine.completed)) measured  errors \(errorCount)")
                 (lastTick, livesAtTick) = (now, engine.livesEnded)
             }
@@ -90,7 +93,7 @@ struct ChurnRun {
             settings: .init(concurrency: concurrency, messageSize: messageSize, durationSeconds: duration.seconds,
                             warmupSeconds: warmup.seconds, sourceAddresses: connection.sourceAddresses.count, cpus: connection.cpus),
             measuredSeconds: seconds, lives: completed, livesPerSecond: seconds > 0 ? Double(completed) / seconds : 0,
-            latencyMicroseconds: LatencyFigures(engine.latency), errors: .init(engine.failures, firstError: engine.firstError),
+            latencyMicroseconds: LatencyFigures(engine.latency), errors: engine.errors,
             server: server, serverNote: serverNote, client: client,
             clientWasTheBottleneck: client.cpuPercent >= 90, complete: engine.stopReason == nil, stopReason: engine.stopReason,
             latencyHistogram: engine.latency, provenance: .current())
@@ -130,33 +133,14 @@ struct ChurnResult: Codable, Sendable, Equatable {
         var cpus: [Int]
     }
 
-    struct Errors: Codable, Sendable, Equatable {
-        var refused = 0
-        var reset = 0
-        var timedOut = 0
-        var mismatch = 0
-        var short = 0
-        var firstError: String?
-        var total = 0
-
-        init(_ counts: [ChurnRun.Failure: Int], firstError: String?) {
-            refused = counts[.refused] ?? 0
-            reset = counts[.reset] ?? 0
-            timedOut = counts[.timedOut] ?? 0
-            mismatch = counts[.mismatch] ?? 0
-            short = counts[.short] ?? 0
-            total = refused + reset + timedOut + mismatch + short
-            self.firstError = firstError
-        }
-    }
+    typealias Errors = ErrorTally<ChurnRun.Failure>
 
     var succeeded: Bool { complete && errors.total == 0 && lives > 0 }
 
     /// Why it did not succeed, in one line for stderr; nil when it did.
     var failureLine: String? {
         if succeeded { return nil }
-        if let first = errors.firstError { return "\(errors.total) error\(errors.total == 1 ? "" : "s"); the first: \(first)" }
-        return stopReason
+        return errors.failureLine ?? stopReason
     }
 
     var table: String {
@@ -165,7 +149,7 @@ struct ChurnResult: Codable, Sendable, Equatable {
             "churn \(target): \(settings.concurrency) lives in flight, \(settings.messageSize) B each, \(TextFormat.fixed(measuredSeconds, 1)) s measured",
             "lives: \(TextFormat.grouped(lives))  (\(TextFormat.grouped(Int(livesPerSecond))) per second)",
             "life latency: \(Report.latencySummary(l))",
-            "errors: \(errors.total) (refused \(errors.refused), reset \(errors.reset), timed out \(errors.timedOut), mismatch \(errors.mismatch), short \(errors.short))"
+            "errors: \(errors.everyKind)"
                 + (errors.firstError.map { "; first: \($0)" } ?? ""),
         ]
         if let server {

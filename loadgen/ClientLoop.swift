@@ -658,7 +658,7 @@ final class ClientLoop: @unchecked Sendable {
     // MARK: Ending
 
     /// Counts an error and closes the connection; its unanswered messages leave the in-flight count.
-    private func fail(_ index: Int, _ kind: ErrorCounts.Kind, _ message: @autoclosure () -> String) {
+    private func fail(_ index: Int, _ kind: ConnectionFailure, _ message: @autoclosure () -> String) {
         outcome.errors.count(kind, message())
         closeConnection(index)
     }

@@ -182,8 +182,7 @@ struct IdleResult: Codable, Sendable, Equatable {
     /// Why it did not succeed, in one line for stderr; nil when it did.
     var failureLine: String? {
         if succeeded { return nil }
-        if let first = errors.firstError { return "\(errors.total) error\(errors.total == 1 ? "" : "s"); the first: \(first)" }
-        if let stopReason { return stopReason }
+        if let line = errors.failureLine ?? stopReason { return line }
         return "\(echoed) of \(connections.requested) connections echoed"
     }
 }

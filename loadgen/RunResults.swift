@@ -352,7 +352,6 @@ struct LoadResult: Codable, Sendable, Equatable {
     /// Why it did not succeed, in one line for stderr; nil when it did.
     var failureLine: String? {
         if succeeded { return nil }
-        if let first = errors.firstError { return "\(errors.total) error\(errors.total == 1 ? "" : "s"); the first: \(first)" }
-        return stopReason
+        return errors.failureLine ?? stopReason
     }
 }

@@ -38,8 +38,8 @@ struct ChurnTests {
         let result = try Self.churn(server)
         #expect(!result.succeeded)
         #expect(result.lives == 0)
-        #expect(result.errors.reset + result.errors.short > 0 && result.errors.reset > 0, "\(result.errors)")
-        #expect(result.errors.mismatch == 0 && result.errors.timedOut == 0)
+        #expect(result.errors[.reset] + result.errors[.short] > 0 && result.errors[.reset] > 0, "\(result.errors)")
+        #expect(result.errors[.mismatch] == 0 && result.errors[.timedOut] == 0)
     }
 
     @Test func aServerThatNeverAnswersIsCountedAsTimedOut() throws {
@@ -47,8 +47,8 @@ struct ChurnTests {
         defer { server.stop() }
         let result = try Self.churn(server, concurrency: 4, lifeTimeout: .milliseconds(200))
         #expect(!result.succeeded)
-        #expect(result.errors.timedOut >= 4, "\(result.errors)")
-        #expect(result.errors.reset == 0 && result.errors.mismatch == 0)
+        #expect(result.errors[.timedOut] >= 4, "\(result.errors)")
+        #expect(result.errors[.reset] == 0 && result.errors[.mismatch] == 0)
     }
 
     @Test func failuresEndWithExitStatus1AndAOneLineSummary() throws {

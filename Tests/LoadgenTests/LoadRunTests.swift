@@ -45,7 +45,7 @@ struct LoadRunTests {
         let server = try TestEchoServer(.corruptByte(at: 1000))
         defer { server.stop() }
         let result = try Self.run(server, connections: 4)
-        #expect(result.errors.mismatch == 1)
+        #expect(result.errors[.mismatch] == 1)
         #expect(result.errors.total == 1)
         #expect(result.errors.firstError?.contains("echoed byte 1000 was") == true)
         #expect(!result.succeeded)
@@ -55,7 +55,7 @@ struct LoadRunTests {
         let server = try TestEchoServer(.closeFirstAfter(bytes: 640))
         defer { server.stop() }
         let result = try Self.run(server, connections: 4)
-        #expect(result.errors.shortStream == 1)
+        #expect(result.errors[.shortStream] == 1)
         #expect(result.errors.total == 1)
         // An end of stream or a reset (the server closed with our next message unread), after 640 bytes.
         #expect(result.errors.firstError?.contains("after echoing 640 of") == true, "\(result.errors)")

@@ -99,11 +99,3 @@ final class LiveMetrics: Sendable {
         return text
     }
 }
-
-extension ErrorCounts {
-    /// The counts under their metric names (the `kind` label; every kind, zero or not).
-    var byMetricName: [String: Int] {
-        ["connect_failed": connectFailed, "mismatch": mismatch, "short_stream": shortStream,
-         "unexpected_close": unexpectedClose, "extra_bytes": extraBytes]
-    }
-}
