@@ -89,6 +89,27 @@ struct SweepHeadlineTests {
         #expect(SweepHeadline.rows(results).first?.messagesPerSecond == 85_000)
     }
 
+    /// The per-connection RSS chart draws each server's fitted slope as a dashed level across the
+    /// plot: at 100 connections the fixed cost makes a threads connection read as 114 KiB, at 1,000
+    /// as 22 KiB; what one more connection adds is the 12 KiB the points approach.
+    @Test func perConnectionChartDrawsTheSlopeAsALevel() throws {
+        let definition = try #require(SweepCharts.definitions.first { $0.file == "rss-per-connection.svg" })
+        let lines = SweepCharts.chart(definition, Self.results()).render().split(separator: "\n").map(String.init)
+        let levels = lines.filter { $0.contains(#"class="level""#) }
+        #expect(levels.count == 1)  // libev completed one count: no slope to draw
+        let level = try #require(levels.first)
+        #expect(level.contains("<title>threads: slope 12 KiB per connection"))
+        func number(_ attribute: String, in line: String) throws -> Double {
+            let start = try #require(line.range(of: "\(attribute)=\""))
+            return try #require(Double(line[start.upperBound...].prefix { $0 != "\"" }))
+        }
+        let atThousand = try #require(lines.first { $0.contains("<title>threads: 1k → 22.2</title>") })
+        let atHundred = try #require(lines.first { $0.contains("<title>threads: 100 → 114</title>") })
+        // Pixel y grows downwards: the level lies below both points, at a value under 22 KiB.
+        #expect(try number("y1", in: level) > number("cy", in: atThousand))
+        #expect(try number("cy", in: atThousand) > number("cy", in: atHundred))
+    }
+
     @Test func indexLeadsWithTheAnswerAndTheWideTableScrolls() throws {
         let html = SweepReport.html(Self.results(), charts: [(file: "rss-vs-connections.svg", title: "RSS")])
         let answer = try #require(html.range(of: "<h2>The answer: what a connection costs</h2>"))

@@ -38,13 +38,18 @@ struct SVGChart: Sendable {
         /// Repeated measurements (`sweep --rounds`): the range of the rounds at x, drawn as an error bar
         /// through the point (the median).
         var ranges: [(x: Double, low: Double, high: Double)] = []
+        /// A level drawn as a dashed line across the plot, with what it is as a tooltip: on a
+        /// per-connection chart, the fitted slope that the points approach once N is large enough
+        /// for a fixed cost to stop counting.
+        var level: (y: Double, note: String)? = nil
 
         init(name: String, points: [(Double, Double)], failures: [(x: Double, reason: String)] = [],
-             ranges: [(x: Double, low: Double, high: Double)] = []) {
+             ranges: [(x: Double, low: Double, high: Double)] = [], level: (y: Double, note: String)? = nil) {
             self.name = name
             self.points = points.map { Point(x: $0.0, y: $0.1) }
             self.failures = failures
             self.ranges = ranges
+            self.level = level
         }
     }
 
@@ -138,6 +143,12 @@ struct SVGChart: Sendable {
                     ##"<path class="range" d="M\##(SVGChart.coordinate(px)),\##(SVGChart.coordinate(low)) V\##(SVGChart.coordinate(high)) M\##(SVGChart.coordinate(px - 4)),\##(SVGChart.coordinate(low)) H\##(SVGChart.coordinate(px + 4)) M\##(SVGChart.coordinate(px - 4)),\##(SVGChart.coordinate(high)) H\##(SVGChart.coordinate(px + 4))" stroke-width="1.4" fill="none">"##
                         + "<title>\(series.name.xmlEscaped): \(Self.label(range.x)) → \(Self.exact(range.low))–\(Self.exact(range.high)) over the rounds</title></path>")
             }
+            if let level = series.level, place.canShow(Point(x: xRange.lowerBound, y: level.y)) {
+                let py = SVGChart.coordinate(place.y(level.y))
+                svg.append(
+                    ##"<line class="level" x1="\##(SVGChart.coordinate(left))" y1="\##(py)" x2="\##(SVGChart.coordinate(right))" y2="\##(py)" stroke-width="1.6" stroke-dasharray="7 5">"##
+                        + "<title>\(series.name.xmlEscaped): \(level.note.xmlEscaped)</title></line>")
+            }
             for failure in series.failures where xRange.contains(failure.x) {
                 let px = place.x(failure.x), py = bottom - 9 - 7 * Double(index)
                 svg.append(
@@ -179,7 +190,9 @@ struct SVGChart: Sendable {
     }
 
     private var allX: [Double] { series.flatMap { $0.points.map(\.x) + $0.failures.map(\.x) } }
-    private var allY: [Double] { series.flatMap { $0.points.map(\.y) + $0.ranges.flatMap { [$0.low, $0.high] } } }
+    private var allY: [Double] {
+        series.flatMap { $0.points.map(\.y) + $0.ranges.flatMap { [$0.low, $0.high] } + ($0.level.map { [$0.y] } ?? []) }
+    }
 
     // MARK: Scales and ticks
 

@@ -10,6 +10,10 @@ enum SweepCharts {
         var y: SVGChart.Axis
         /// The step's figure, or nil when that step has none (its phase failed or did not run).
         var value: @Sendable (SweepStep) -> Double?
+        /// On a per-connection chart: the step's fitted slope, drawn per server as a dashed level
+        /// (the median over the server's steps). At small N a fixed cost divided by N dominates the
+        /// points; the level is what they approach, what one more connection adds.
+        var slope: (@Sendable (SweepStep) -> Double?)? = nil
     }
 
     static let connectionsAxis = SVGChart.Axis(label: "connections open", scale: .log)
@@ -20,8 +24,9 @@ enum SweepCharts {
             file: "rss-vs-connections.svg", title: "Server memory (RSS) with N idle connections",
             y: .init(label: "server RSS", unit: "MiB"), value: { $0.completedIdle.map { Double($0.rssKiB) / 1024 } }),
         Definition(
-            file: "rss-per-connection.svg", title: "Resident memory per idle connection",
-            y: .init(label: "RSS per connection", unit: "KiB"), value: { $0.completedIdle?.rssPerConnectionKiB }),
+            file: "rss-per-connection.svg", title: "Resident memory per idle connection (dashed: the slope of RSS against N)",
+            y: .init(label: "RSS per connection", unit: "KiB"), value: { $0.completedIdle?.rssPerConnectionKiB },
+            slope: { $0.completedIdle?.rssSlopeKiBPerConnection }),
         Definition(
             file: "throughput.svg", title: "Throughput: N connections open, the active ones sending",
             y: .init(label: "throughput", unit: "msgs/s"), value: { $0.completedLoaded?.messagesPerSecond }),
@@ -180,7 +185,11 @@ enum SweepCharts {
                 points.append((Double(count), spread.median))
                 ranges.append((Double(count), spread.minimum, spread.maximum))
             }
-            return SVGChart.Series(name: name, points: points, failures: failures, ranges: ranges)
+            let level = definition.slope.flatMap { slope in Spread(steps.compactMap(slope))?.median }.map { median in
+                (y: median, note: "slope \(SVGChart.exact(median))\(definition.y.unit.map { " \($0)" } ?? "") per connection, "
+                    + "least squares over every count: what one more connection adds")
+            }
+            return SVGChart.Series(name: name, points: points, failures: failures, ranges: ranges, level: level)
         }
         chart.footer = footer(results)
         return chart
