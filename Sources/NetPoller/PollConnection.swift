@@ -57,20 +57,9 @@ public struct PollConnection: Sendable {
     /// one parks: so what the socket does not take at once is first copied into a block of this
     /// connection's own (at most one buffer; it exists only while the write waits).
     public func write(all bytes: UnsafeRawBufferPointer) async throws {
-        var sent = 0
-        while sent < bytes.count {
-            let count = Glibc.write(descriptor.fd, bytes.baseAddress! + sent, bytes.count - sent)
-            if count >= 0 {
-                sent += count
-                continue
-            }
-            switch errno {
-            case EAGAIN:
-                try await writeRest(copying: UnsafeRawBufferPointer(rebasing: bytes[sent...]))
-                return
-            case EINTR: continue
-            case let code: throw SocketError(code: code, operation: "write")
-            }
+        let sent = try writeWhileItTakes(bytes)
+        if sent < bytes.count {
+            try await writeRest(copying: UnsafeRawBufferPointer(rebasing: bytes[sent...]))
         }
     }
 
@@ -81,20 +70,31 @@ public struct PollConnection: Sendable {
         let pending = UnsafeMutableRawBufferPointer.allocate(byteCount: rest.count, alignment: 1)
         defer { pending.deallocate() }
         pending.copyMemory(from: rest)
-        try await descriptor.waitAfterEAGAIN(.write)
         var sent = 0
         while sent < pending.count {
-            let count = Glibc.write(descriptor.fd, pending.baseAddress! + sent, pending.count - sent)
+            try await descriptor.waitAfterEAGAIN(.write)
+            sent += try writeWhileItTakes(UnsafeRawBufferPointer(rebasing: pending[sent...]))
+        }
+    }
+
+    /// Writes as much of `bytes` as the socket takes now: all of it, or up to the write that says
+    /// EAGAIN. Returns how many bytes went.
+    @inline(__always)
+    private func writeWhileItTakes(_ bytes: UnsafeRawBufferPointer) throws(SocketError) -> Int {
+        var sent = 0
+        while sent < bytes.count {
+            let count = Glibc.write(descriptor.fd, bytes.baseAddress! + sent, bytes.count - sent)
             if count >= 0 {
                 sent += count
                 continue
             }
             switch errno {
-            case EAGAIN: try await descriptor.waitAfterEAGAIN(.write)
+            case EAGAIN: return sent
             case EINTR: continue
             case let code: throw SocketError(code: code, operation: "write")
             }
         }
+        return sent
     }
 
     /// Closes the socket and forgets its registration.
