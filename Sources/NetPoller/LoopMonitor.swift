@@ -20,15 +20,26 @@ import Synchronization
 /// Unlike Go's sysmon, which polls on a tick that backs off from 20 µs to 10 ms while nothing
 /// happens, this one is told: entering a call wakes it if it dozes, and it then sleeps exactly
 /// until that call's deadline. So a call is handed off within tens of microseconds of starting,
-/// however long the monitor had been idle.
+/// however long the monitor had been idle. Being told costs the calling thread a wake-up and the
+/// monitor a look per call, which is waste when calls keep ending in time; then it backs off as
+/// Go's does (`BackOff`).
 ///
 /// A loop stuck in a job that did not use the bracket (CPU work, an unmarked blocking call) cannot
 /// be handed off safely: Swift has no preemption at safe points, and the job holds the loop's
 /// state on its thread's stack. The monitor only notices it (the loop's job counter has not moved
 /// for `stuckAfterNanoseconds`) and reports it, at most once a second.
 public final class LoopMonitor: @unchecked Sendable {
-    /// A call longer than this hands its loop to another thread: Go's sysmon's shortest tick.
-    public static let handOffAfterNanoseconds: UInt64 = 20_000
+    /// A call longer than this hands its loop to another thread, by default. Go's sysmon's
+    /// shortest tick is 20 µs; ours is longer because a hand-off is not free: about three more
+    /// context switches (the monitor's, the spare's, and the returning thread's park), measured at
+    /// about 100 µs of server CPU per hand-off on this project's 2-core VM (`--block 1us
+    /// --block-every 1`, hand-off at 20 µs against inline: 2.4x the CPU per message). Waiting as
+    /// long as a hand-off costs before paying for one (ski rental; spin-then-block) is never more
+    /// than twice the better choice in hindsight; and a "1 µs" nanosleep lasts 60-170 µs here
+    /// (the default 50 µs timer slack and a virtual timer), so a 20 µs deadline handed off every
+    /// such call. On hardware with cheap switches a shorter one (`echo-tasks --handoff-after`)
+    /// stalls the loop less.
+    public static let defaultHandOffAfterNanoseconds: UInt64 = 200_000
     /// A loop whose job counter has not moved for this long, outside a marked call, is reported.
     public static let stuckAfterNanoseconds: UInt64 = 10_000_000
     /// How long the monitor dozes when no loop is in a call: the stuck check's resolution.
@@ -50,6 +61,8 @@ public final class LoopMonitor: @unchecked Sendable {
     private let lost = Mutex<[UInt: UnsafeContinuation<Void, Never>]>([:])
     /// Times the monitor handed a loop to another thread (for tests and the final report).
     let handOffs = Atomic<Int>(0)
+    /// Times the monitor woke and looked at the loops (for tests: what the back-off saves).
+    let looks = Atomic<Int>(0)
 
     private struct Spares {
         /// Threads waiting for a loop, each with the slot it will find its loop in.
@@ -71,9 +84,12 @@ public final class LoopMonitor: @unchecked Sendable {
     /// spare it starts is set back to this one, or a blocking call handed to a spare would sleep
     /// more precisely (and more cheaply) than on the loop's own thread, flattering the hand-off.
     private let processTimerSlack: UInt
+    /// A marked call longer than this is handed off.
+    let handOffAfterNanoseconds: UInt64
 
-    init(loops: [PollLoop], warn: @escaping @Sendable (String) -> Void) {
+    init(loops: [PollLoop], handOffAfterNanoseconds: UInt64, warn: @escaping @Sendable (String) -> Void) {
         self.loops = loops
+        self.handOffAfterNanoseconds = handOffAfterNanoseconds
         self.warn = warn
         let slack = c_prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0)
         processTimerSlack = slack > 0 ? UInt(slack) : 50_000
@@ -174,14 +190,23 @@ public final class LoopMonitor: @unchecked Sendable {
         _ = c_prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)
         var lastProgress = loops.map { _ in (count: UInt(0), since: PollLoop.now()) }
         var lastWarning: UInt64 = 0
+        var lastCallSeen = loops.map { $0.lastCallStart }
+        var backOff = BackOff(first: handOffAfterNanoseconds, longest: Self.dozeNanoseconds)
         while !shuttingDown.load(ordering: .sequentiallyConsistent) {
             let now = PollLoop.now()
+            looks.add(1, ordering: .relaxed)
             var nextDeadline: UInt64? = nil
+            var handedOff = false
+            var callsMade = false
             for (index, loop) in loops.enumerated() where loop.isRunning {
+                let lastCall = loop.lastCallStart
+                if lastCall != lastCallSeen[index] { callsMade = true }
+                lastCallSeen[index] = lastCall
                 if let started = loop.callStartedAt() {
-                    let deadline = started &+ Self.handOffAfterNanoseconds
+                    let deadline = started &+ handOffAfterNanoseconds
                     if now >= deadline {
                         handOff(loop)
+                        handedOff = true
                     } else {
                         nextDeadline = min(nextDeadline ?? deadline, deadline)
                     }
@@ -199,11 +224,47 @@ public final class LoopMonitor: @unchecked Sendable {
                     warn("loop \(loop.index) has been stuck in one job for \(stuck) ms (CPU work or a blocking call not made through PollLoop.blocking); its other tasks wait")
                 }
             }
-            if let nextDeadline {
+            backOff.record(handedOff: handedOff, callsMade: callsMade)
+            if let pause = backOff.pause {
+                sleep(nanoseconds: pause)  // not dozing: calls do not wake the monitor meanwhile
+            } else if let nextDeadline {
                 sleep(nanoseconds: nextDeadline &- min(now, nextDeadline))
             } else {
                 doze()
             }
+        }
+    }
+
+    /// When the monitor stops following each call's deadline. Go's sysmon looks every 20 µs and,
+    /// after 50 looks in a row that found nothing to retake, doubles its sleep up to 10 ms. Ours is
+    /// woken by a call's start and looks again at its deadline, which costs a context switch or
+    /// two per call: nothing next to a call that is handed off, but as much as the call itself
+    /// when calls keep ending before their deadline. So after `patience` looks in a row that saw
+    /// calls made and none to hand off, it looks every `pause` instead, doubling from the deadline
+    /// up to `longest`, and calls do not wake it meanwhile; a long call among short ones is then
+    /// handed off up to `pause` late, as Go's would be. A hand-off ends the pause, and so does a
+    /// whole `longest` without a call (calls have stopped: the next one wakes the monitor again).
+    struct BackOff {
+        static let patience = 50
+        let first: UInt64
+        let longest: UInt64
+        private var quietLooks = 0
+        private(set) var pause: UInt64? = nil
+
+        init(first: UInt64, longest: UInt64) {
+            self.first = first
+            self.longest = longest
+        }
+
+        mutating func record(handedOff: Bool, callsMade: Bool) {
+            if handedOff || (!callsMade && (pause == nil || pause == longest)) {
+                quietLooks = 0
+                pause = nil
+                return
+            }
+            quietLooks += 1
+            guard quietLooks >= Self.patience else { return }
+            pause = min(pause.map { $0 &* 2 } ?? first, longest)
         }
     }
 

@@ -245,7 +245,7 @@ public final class PollLoop: TaskExecutor, @unchecked Sendable {
 
     /// Runs `call`, a blocking call (a sleep, a file read, a lock), so that the loop's other tasks
     /// need not wait for it: Go's `entersyscall`/`exitsyscall`. The loop is marked "in a call";
-    /// if the call outlasts `LoopMonitor.handOffAfterNanoseconds`, the monitor hands the loop to
+    /// if the call outlasts the monitor's deadline (200 µs by default), the monitor hands the loop to
     /// another thread, which runs the other tasks meanwhile, and when the call returns this task
     /// goes back to its loop as any resumed task does. A shorter call costs a clock read and two
     /// atomic operations.
@@ -277,6 +277,10 @@ public final class PollLoop: TaskExecutor, @unchecked Sendable {
         guard state.load(ordering: .sequentiallyConsistent) & Self.inCallBit != 0 else { return nil }
         return callStarted.load(ordering: .relaxed)
     }
+
+    /// When the loop's latest marked call began, over or not (0: none yet): the monitor's sign
+    /// that calls are being made.
+    var lastCallStart: UInt64 { callStarted.load(ordering: .relaxed) }
 
     /// The monitor takes the loop from a thread in a marked call; false if the call has returned.
     func release() -> Bool {

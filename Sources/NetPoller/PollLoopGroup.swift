@@ -14,9 +14,11 @@ public final class PollLoopGroup: Sendable {
     public let loops: [PollLoop]
     let monitor: LoopMonitor
 
-    /// `warn` prints the monitor's one-line reports (a loop stuck in a job).
+    /// `warn` prints the monitor's one-line reports (a loop stuck in a job); a `PollLoop.blocking`
+    /// call longer than `handOffAfterNanoseconds` is handed off.
     public init(
         count: Int, scratchBytes: Int, shortReadDrains: Bool = true,
+        handOffAfterNanoseconds: UInt64 = LoopMonitor.defaultHandOffAfterNanoseconds,
         warn: @escaping @Sendable (String) -> Void = { print($0) }
     ) throws(SocketError) {
         precondition(count >= 1, "a group needs a loop")
@@ -25,7 +27,7 @@ public final class PollLoopGroup: Sendable {
             loops.append(try PollLoop(index: index, scratchBytes: scratchBytes, shortReadDrains: shortReadDrains))
         }
         self.loops = loops
-        monitor = LoopMonitor(loops: loops, warn: warn)
+        monitor = LoopMonitor(loops: loops, handOffAfterNanoseconds: handOffAfterNanoseconds, warn: warn)
         for loop in loops { loop.monitor = monitor }
     }
 

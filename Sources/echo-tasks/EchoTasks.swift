@@ -54,8 +54,20 @@ struct EchoTasks: ParsableCommand {
         transform: OptionValue.count("--threads", in: 1...1024))
     var threads: Int?
 
-    @Option(help: "How --block's call is made, --io poller only: 'handoff' (the default: through the netpoller's bracket; a call over 20 µs hands the loop to a spare thread, as Go's sysmon does) or 'inline' (on the loop's thread: its other connections wait).")
+    @Option(help: "How --block's call is made, --io poller only: 'handoff' (the default: through the netpoller's bracket; a call longer than --handoff-after hands the loop to a spare thread, as Go's sysmon does) or 'inline' (on the loop's thread: its other connections wait).")
     var blockMode: BlockMode?
+
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp("How long a --block call may hold its loop before the loop is handed to a spare thread, --io poller only, 1us...10s; about what a hand-off costs here, where Go's sysmon looks after 20us at the soonest (default: 200us).", valueName: "duration"),
+        transform: { text in
+            let value = try OptionValue.positiveDuration("--handoff-after")(text)
+            guard value >= .microseconds(1), value <= .seconds(10) else {
+                throw ValidationError("--handoff-after must be 1us...10s, got \(text)")
+            }
+            return value
+        })
+    var handoffAfter: Duration?
 
     /// Go's reads: after every short read, read again to see EAGAIN before parking. By default a read
     /// shorter than the buffer counts as "drained" (Tokio's rule), one syscall less per message.
@@ -79,6 +91,7 @@ struct EchoTasks: ParsableCommand {
             if loops != nil { throw ValidationError("--loops applies to --io poller only (use --threads)") }
             if readUntilEagain { throw ValidationError("--read-until-eagain applies to --io poller only") }
             if blockMode != nil { throw ValidationError("--block-mode applies to --io poller only") }
+            if handoffAfter != nil { throw ValidationError("--handoff-after applies to --io poller only") }
             if server.work != nil || server.block != nil {
                 throw ValidationError("--work and --block apply to --io poller only")
             }
@@ -108,6 +121,7 @@ struct EchoTasks: ParsableCommand {
         let group = runtime.orExit {
             try PollLoopGroup(
                 count: count, scratchBytes: server.bufferSize, shortReadDrains: !readUntilEagain,
+                handOffAfterNanoseconds: handoffAfter.map { UInt64($0.components.seconds) * 1_000_000_000 + UInt64($0.components.attoseconds / 1_000_000_000) } ?? LoopMonitor.defaultHandOffAfterNanoseconds,
                 warn: { Lifecycle.warn("echo-tasks: \($0)") })
         }
         let tallies = group.loops.map { _ in LocalTally.allocate() }

@@ -59,6 +59,7 @@ struct MessageCostTests {
         (ServerSpec("echo-libev", ["--loops", "1"]), false), (ServerSpec("echo-libev", ["--loops", "1", "--offload", "2"]), true),
         (ServerSpec("echo-tasks", ["--loops", "1", "--block-mode", "inline"]), false),
         (ServerSpec("echo-tasks", ["--loops", "1"]), true),
+        (ServerSpec("echo-tasks", ["--loops", "1", "--handoff-after", "5s"]), false),  // the call ends first
         (ServerSpec("echo-tasks", ["--loops", "1", "--offload", "2"]), true),
         (ServerSpec("echo-uring", ["--loops", "1"]), false), (ServerSpec("echo-uring", ["--loops", "1", "--offload", "2"]), true),
         (ServerSpec("echo-threads"), true),
@@ -100,6 +101,8 @@ struct MessageCostTests {
         ("echo-tasks", ["--work", "5"]), ("echo-tasks", ["--io", "nio", "--work", "1ms"]),
         ("echo-libev", ["--block", "1ms", "--offload", "0"]), ("echo-tasks", ["--block-mode", "inline"]),
         ("echo-tasks", ["--block", "1ms", "--block-mode", "handoff", "--offload", "2"]),
+        ("echo-tasks", ["--handoff-after", "0us"]), ("echo-tasks", ["--handoff-after", "11s"]),
+        ("echo-tasks", ["--io", "nio", "--handoff-after", "1ms"]),
     ])
     func badCombinationsAreUsageErrors(_ executable: String, _ options: [String]) throws {
         let server = try ServerProcess(ServerSpec(executable), extra: options)

@@ -19,9 +19,11 @@ import Glibc
         private let main: PosixThread
         let warnings = Lines()
 
-        init(count: Int = 1) throws {
+        init(count: Int = 1, handOffAfterNanoseconds: UInt64 = LoopMonitor.defaultHandOffAfterNanoseconds) throws {
             let warnings = self.warnings
-            group = try PollLoopGroup(count: count, scratchBytes: 1024, warn: { warnings.add($0) })
+            group = try PollLoopGroup(
+                count: count, scratchBytes: 1024, handOffAfterNanoseconds: handOffAfterNanoseconds,
+                warn: { warnings.add($0) })
             let others = try group.startOtherLoops()
             let group = self.group
             main = try PosixThread(name: "test-loop-0") { group.run(joining: others) }
@@ -84,7 +86,7 @@ import Glibc
     /// exactly once, on its loop's thread; nothing runs a loop on two threads at once (a task
     /// checks, around each call, that its loop's work is not interleaved); and the group stops.
     @Test func shortAndLongCallsRaceHandOffsSafely() throws {
-        let running = try RunningGroup(count: 2)
+        let running = try RunningGroup(count: 2, handOffAfterNanoseconds: 20_000)
         let inside = [Gate(), Gate()]
         let overlaps = Counter()
         let results = (0..<8).map { task in
@@ -158,3 +160,56 @@ extension LoopMonitorTests {
 
 @_silgen_name("prctl")
 private func prctl(_ option: Int32, _ a: UInt = 0, _ b: UInt = 0, _ c: UInt = 0, _ d: UInt = 0) -> Int32
+
+extension LoopMonitorTests {
+    /// The monitor stops following each call's deadline after 50 looks in a row that saw calls and
+    /// nothing to hand off, then looks at intervals doubling up to its cap (a look between two
+    /// calls doubles it too), and goes back to following deadlines after a hand-off or a whole
+    /// capped interval without a call.
+    @Test func backOffStartsAfterPatienceDoublesToItsCapAndEnds() {
+        var backOff = LoopMonitor.BackOff(first: 20_000, longest: 100_000)
+        backOff.record(handedOff: false, callsMade: false)  // a doze that timed out: not counted
+        for _ in 1..<LoopMonitor.BackOff.patience { backOff.record(handedOff: false, callsMade: true) }
+        #expect(backOff.pause == nil)
+        backOff.record(handedOff: false, callsMade: false)  // before the pause: starts the count again
+        for _ in 1..<LoopMonitor.BackOff.patience { backOff.record(handedOff: false, callsMade: true) }
+        #expect(backOff.pause == nil)
+        backOff.record(handedOff: false, callsMade: true)
+        #expect(backOff.pause == 20_000)
+        backOff.record(handedOff: false, callsMade: false)  // between two calls
+        #expect(backOff.pause == 40_000)
+        for _ in 0..<5 { backOff.record(handedOff: false, callsMade: true) }
+        #expect(backOff.pause == 100_000)
+        backOff.record(handedOff: true, callsMade: true)
+        #expect(backOff.pause == nil)
+        for _ in 0..<LoopMonitor.BackOff.patience + 5 { backOff.record(handedOff: false, callsMade: true) }
+        #expect(backOff.pause == 100_000)
+        backOff.record(handedOff: false, callsMade: false)  // a whole capped interval without a call
+        #expect(backOff.pause == nil)
+    }
+
+    /// A stream of calls that end before their deadline, each followed by some work: the monitor
+    /// must not wake for each of them (that costs a blocking call a context switch or two more
+    /// than the call itself); and a long call right after them, while the monitor looks only now
+    /// and then, must still be handed off.
+    @Test func shortCallsDoNotWakeTheMonitorEachTimeAndALongOneIsStillHandedOff() throws {
+        let running = try RunningGroup()
+        let loop = running.group.loops[0]
+        let monitor = running.group.monitor
+        let calls = 1_000
+        let looks = try running.onLoop(timeout: 60) { () async -> Int in
+            let before = monitor.looks.load(ordering: .relaxed)
+            for _ in 0..<calls {
+                _ = await loop.blocking { 0 }
+                let until = PollLoop.now() + 100_000  // 100 µs of work between calls
+                while PollLoop.now() < until {}
+            }
+            let looks = monitor.looks.load(ordering: .relaxed) - before
+            _ = await loop.blocking { usleep(300_000) }
+            return looks
+        }
+        #expect(looks < calls / 2, "the monitor looked \(looks) times for \(calls) short calls")
+        #expect(running.group.handOffs >= 1, "the long call after the short ones was not handed off")
+        running.finish()
+    }
+}

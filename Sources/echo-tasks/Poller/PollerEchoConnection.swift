@@ -35,7 +35,7 @@ enum PollerEchoConnection {
     /// before its echo. A function of its own so the plain echo's idle frame stays as it is.
     /// `--block-mode inline`: the blocking call holds the loop's thread, and every task of the loop
     /// waits, as on an event loop. `handoff` (the default) makes it through the loop's bracket: a
-    /// call over 20 µs hands the loop to a spare thread, as Go's runtime does. With `--offload`,
+    /// call longer than `--handoff-after` hands the loop to a spare thread, as Go's runtime does. With `--offload`,
     /// the task awaits the pool instead and its loop runs the others. Either way the connection
     /// is not read meanwhile.
     static func echo(
