@@ -20,7 +20,11 @@ final class TestSocket: @unchecked Sendable {
         let result = address.withSockaddr { connect(fd, $0, $1) }
         guard result == 0 else {
             let code = errno
-            close(fd)
+            // closeNow, not close: an initializer of a class that throws once every property is set
+            // still runs deinit, whose closeNow would otherwise close the number a second time, by
+            // then perhaps another thread's descriptor (full runs saw EBADF in other suites' sockets
+            // and pipes; GoEcho.connect fails here every 10 ms until go-echo listens).
+            closeNow()
             throw ConformanceFailure("cannot connect to \(address): \(errnoDescription(code))")
         }
     }
@@ -101,7 +105,7 @@ final class TestSocket: @unchecked Sendable {
     }
 
     func closeNow() {
-        if !isClosed {
+        if !isClosed && fd >= 0 {
             isClosed = true
             close(fd)
         }
