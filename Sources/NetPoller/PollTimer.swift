@@ -43,8 +43,16 @@ public struct PollTimer: Sendable {
         descriptor.close()
     }
 
-    /// For tests: closes the timer's descriptor behind its registration's back, as a bug would.
-    func closeDescriptorOnly() {
-        Glibc.close(descriptor.fd)
+    /// For tests: puts another file (/dev/null) behind the timer's descriptor number, as a bug that
+    /// lost track of it would, so every timerfd call on it fails; `close()` still closes it once.
+    /// (Closing it behind the registration's back instead would free the number for any thread of
+    /// the process to take, and this timer's calls, and its close, would then act on that thread's
+    /// descriptor.)
+    func breakDescriptor() {
+        let null = Glibc.open("/dev/null", O_RDONLY | O_CLOEXEC)
+        guard null >= 0 else { return }
+        _ = dup2(null, descriptor.fd)  // the number is the timer's own: nothing of anyone else is closed
+        _ = fcntl(descriptor.fd, F_SETFD, FD_CLOEXEC)
+        Glibc.close(null)
     }
 }

@@ -9,7 +9,7 @@ import Glibc
 #endif
 
 /// The netpoller's promises, each aimed at the race that would break it.
-/// Serialized: one test closes and reuses descriptor numbers on purpose.
+/// Serialized: two tests free a descriptor number and take it back on purpose.
 @Suite(.serialized) struct PollLoopTests {
     /// A read on an empty socket parks (the task does not spin or return), and the loop resumes it
     /// when the peer writes.
@@ -114,17 +114,69 @@ import Glibc
     @Test func eventForClosedAndReusedFdIsIgnored() throws {
         let running = try RunningLoop()
         defer { running.finish() }
+        try Self.closeAndReuseANumber(on: running)
+    }
+
+    /// Freeing a number and taking it back touches no descriptor of another thread: the other suites
+    /// run in parallel in this process. (It once took the number back with dup2 onto the lowest free
+    /// one, which by then could be another thread's: dup2 closed it under its owner, and full runs saw
+    /// EBADF on a conformance check's fresh socket and from Process.run.)
+    @Test func reusingANumberLeavesOtherThreadsDescriptorsAlone() throws {
+        let running = try RunningLoop()
+        defer { running.finish() }
+        let stop = Counter()
+        let harmed = Counter()
+        let rounds = Counter()
+        // Another thread opening and closing pipes all the while, as the other suites do: each
+        // must stay the one it opened (same inode) until it closes it, and its close must succeed.
+        let other = try PosixThread(name: "descriptor-churn") {
+            while stop.count == 0 {
+                var fds: [Int32] = [-1, -1]
+                guard c_pipe2(&fds, O_CLOEXEC) == 0 else { continue }
+                var opened = [stat(), stat()]
+                for index in 0..<2 { fstat(fds[index], &opened[index]) }
+                for _ in 0..<20 { sched_yield() }
+                for index in 0..<2 {
+                    var now = stat()
+                    if fstat(fds[index], &now) != 0 || now.st_ino != opened[index].st_ino { harmed.add(1) }
+                    if close(fds[index]) != 0 { harmed.add(1) }
+                }
+                rounds.add(1)
+                for _ in 0..<20 { sched_yield() }  // and let the numbers go to others a moment
+            }
+        }
+        do {
+            defer {
+                stop.add(1)
+                other.join()
+            }
+            for _ in 0..<200 { try Self.closeAndReuseANumber(on: running) }
+        }
+        #expect(rounds.count > 0)
+        #expect(harmed.count == 0, "\(harmed.count) of another thread's descriptors were replaced or closed under it")
+    }
+
+    /// Registers a descriptor, closes it, registers a new one under the same fd number, and checks
+    /// that an event with the old token does not reach the new descriptor, and its own event does.
+    static func closeAndReuseANumber(on running: RunningLoop) throws {
         let first = try SocketPair()
-        let old = try running.onLoop { try running.loop.register(first.near) }
+        defer { close(first.far) }
+        // The number is a high one, which no other thread's socket() or open() gets while lower
+        // numbers are free: the kernel hands out the lowest.
+        let number = try HighDescriptor.move(first.near)
+        let old = try running.onLoop { try running.loop.register(number) }
         let oldToken = old.token
         _ = try running.onLoop { old.close() }
-        // The lowest free number is reused; make sure of it.
         let second = try SocketPair()
-        if second.near != first.near {
-            #expect(dup2(second.near, first.near) == first.near)
-            close(second.near)
+        defer { close(second.far) }
+        let again = try HighDescriptor.move(second.near, atLeast: number)
+        guard again == number else {
+            close(again)
+            Issue.record("fd \(number) was taken by another thread before it could be reused (got \(again))")
+            return
         }
-        let reused = try running.onLoop { try running.loop.register(first.near) }
+        let reused = try running.onLoop { try running.loop.register(number) }
+        defer { _ = try? running.onLoop { reused.close() } }
         #expect(reused.fd == old.fd)
         #expect(reused.token != oldToken)
 
@@ -142,9 +194,6 @@ import Glibc
         #expect(staleAfter == staleBefore + 1)
         _ = try running.onLoop { running.loop.deliver(Epoll.input, token: reused.token) }
         #expect(try outcome.wait(timeout: 5).get() == 1)
-        _ = try running.onLoop { reused.close() }
-        close(first.far)
-        close(second.far)
     }
 
     /// Jobs enqueued from other threads while the loop sleeps in epoll_wait all run, on the loop's
@@ -271,3 +320,7 @@ import Glibc
         #expect(throws: CancellationError.self) { try outcome.wait(timeout: 5).get() }
     }
 }
+
+/// pipe2(2), which Glibc's module map leaves out: a pipe that is close-on-exec from the start.
+@_silgen_name("pipe2")
+private func c_pipe2(_ fds: UnsafeMutablePointer<Int32>, _ flags: Int32) -> Int32

@@ -105,6 +105,30 @@ struct SocketPair {
     }
 }
 
+/// Descriptor numbers for a test that frees one and takes it back: far above the lowest free
+/// number, which is the one every socket(), pipe() or open() in the process gets. The suites run in
+/// parallel in one process, so a low number a test frees is soon another thread's (a conformance
+/// check's socket, a Pipe that a Process is about to hand to its child); taking it back with dup2
+/// silently closed that descriptor under its owner, whose next call failed with EBADF.
+enum HighDescriptor {
+    /// Where the numbers start: half the soft RLIMIT_NOFILE, at most 10,000.
+    static let floor: Int32 = {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 512 }
+        return Int32(clamping: min(UInt64(limit.rlim_cur) / 2, 10_000))
+    }()
+
+    /// Moves `fd` to the lowest free number at or above `atLeast`, close-on-exec, and closes `fd`.
+    /// F_DUPFD takes only a free number: unlike dup2 it never closes what another thread holds.
+    static func move(_ fd: Int32, atLeast: Int32 = floor) throws -> Int32 {
+        let moved = fcntl(fd, F_DUPFD_CLOEXEC, atLeast)
+        let code = errno
+        close(fd)
+        guard moved >= 0 else { throw HarnessFailure("F_DUPFD_CLOEXEC \(atLeast): \(String(cString: strerror(code)))") }
+        return moved
+    }
+}
+
 /// Bytes that differ with position and seed, so a misplaced chunk shows.
 func pattern(_ count: Int, seed: UInt8) -> [UInt8] {
     (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 8) &+ seed }
