@@ -44,7 +44,7 @@ struct ProcStatusTests {
 
     @Test func countsOpenDescriptors() throws {
         let before = try #require(openFileDescriptorCount())
-        var pipes = [[Int32]](repeating: [0, 0], count: 10)
+        var pipes = [[Int32]](repeating: [-1, -1], count: 10)
         for index in pipes.indices { #expect(pipe(&pipes[index]) == 0) }
         defer { for fds in pipes { close(fds[0]); close(fds[1]) } }
         // Other tests run alongside and open sockets too: a bound, not an equality.
