@@ -11,7 +11,7 @@ import Synchronization
 /// The model is Go's (runtime/proc.go): a loop is a P (its run queue, epoll descriptor, descriptor
 /// table, scratch buffer), a thread is an M. A task makes a blocking call through
 /// `PollLoop.blocking` (Go's `entersyscall`/`exitsyscall`), which marks the loop "in a call since
-/// t". If the call lasts longer than `handOffAfterNanoseconds`, the monitor takes the loop from
+/// t". If the call lasts longer than its deadline (`deadline(after:)`), the monitor takes the loop from
 /// that thread (`retake`) and gives it to a spare thread (`handoffp`), which goes on running it
 /// where the first one stopped. When the call returns, its thread finds the loop gone, sends its
 /// task back to the loop through the loop's inbox, and becomes a spare itself (Go's `exitsyscall`
@@ -30,16 +30,21 @@ import Synchronization
 /// for `stuckAfterNanoseconds`) and reports it, at most once a second.
 public final class LoopMonitor: @unchecked Sendable {
     /// A call longer than this hands its loop to another thread, by default. Go's sysmon's
-    /// shortest tick is 20 µs; ours is longer because a hand-off is not free: about three more
+    /// shortest tick is 20 µs; ours waits longer because a hand-off is not free: about three more
     /// context switches (the monitor's, the spare's, and the returning thread's park), measured at
     /// about 100 µs of server CPU per hand-off on this project's 2-core VM (`--block 1us
-    /// --block-every 1`, hand-off at 20 µs against inline: 2.4x the CPU per message). Waiting as
-    /// long as a hand-off costs before paying for one (ski rental; spin-then-block) is never more
-    /// than twice the better choice in hindsight; and a "1 µs" nanosleep lasts 60-170 µs here
-    /// (the default 50 µs timer slack and a virtual timer), so a 20 µs deadline handed off every
-    /// such call. On hardware with cheap switches a shorter one (`echo-tasks --handoff-after`)
-    /// stalls the loop less.
+    /// --block-every 1`, every call handed off after 20 µs against inline: 2.4x the CPU per
+    /// message). Waiting as long as a hand-off costs before paying for one (ski rental, as in
+    /// spin-then-block) is never more than twice the better choice in hindsight; and a "1 µs"
+    /// nanosleep lasts 60-170 µs here (the default 50 µs timer slack, a virtual timer), so at
+    /// 20 µs every such call was handed off. On hardware with cheap switches a shorter deadline
+    /// (`echo-tasks --handoff-after`) stalls the loop less.
     public static let defaultHandOffAfterNanoseconds: UInt64 = 200_000
+    /// The deadline for a call on a loop whose previous call outlasted the full one: calls on a
+    /// loop tend to resemble the ones before (the same code path, the same disk), so a loop that
+    /// just made a long call hands the next off after Go's 20 µs rather than wait the ski-rental
+    /// time again; the guess is wrong once each time the calls change.
+    public static let quickHandOffAfterNanoseconds: UInt64 = 20_000
     /// A loop whose job counter has not moved for this long, outside a marked call, is reported.
     public static let stuckAfterNanoseconds: UInt64 = 10_000_000
     /// How long the monitor dozes when no loop is in a call: the stuck check's resolution.
@@ -203,7 +208,7 @@ public final class LoopMonitor: @unchecked Sendable {
                 if lastCall != lastCallSeen[index] { callsMade = true }
                 lastCallSeen[index] = lastCall
                 if let started = loop.callStartedAt() {
-                    let deadline = started &+ handOffAfterNanoseconds
+                    let deadline = started &+ deadline(after: loop.previousCallNanoseconds)
                     if now >= deadline {
                         handOff(loop)
                         handedOff = true
@@ -233,6 +238,13 @@ public final class LoopMonitor: @unchecked Sendable {
                 doze()
             }
         }
+    }
+
+    /// How long a call may last before its loop is handed off, given how long the loop's previous
+    /// call lasted.
+    func deadline(after previousCall: UInt64) -> UInt64 {
+        previousCall > handOffAfterNanoseconds
+            ? min(Self.quickHandOffAfterNanoseconds, handOffAfterNanoseconds) : handOffAfterNanoseconds
     }
 
     /// When the monitor stops following each call's deadline. Go's sysmon looks every 20 µs and,

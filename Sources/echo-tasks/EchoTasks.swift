@@ -59,7 +59,7 @@ struct EchoTasks: ParsableCommand {
 
     @Option(
         parsing: .unconditional,
-        help: ArgumentHelp("How long a --block call may hold its loop before the loop is handed to a spare thread, --io poller only, 1us...10s; about what a hand-off costs here, where Go's sysmon looks after 20us at the soonest (default: 200us).", valueName: "duration"),
+        help: ArgumentHelp("How long a --block call may hold its loop before the loop is handed to a spare thread (20us when the loop's previous call lasted longer, as Go's sysmon's first look), --io poller only, 1us...10s; about what a hand-off costs here (default: 200us).", valueName: "duration"),
         transform: { text in
             let value = try OptionValue.positiveDuration("--handoff-after")(text)
             guard value >= .microseconds(1), value <= .seconds(10) else {

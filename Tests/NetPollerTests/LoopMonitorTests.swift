@@ -213,3 +213,24 @@ extension LoopMonitorTests {
         running.finish()
     }
 }
+
+extension LoopMonitorTests {
+    /// A loop whose previous call outlasted the deadline hands the next one off after 20 µs
+    /// (calls on a loop tend to resemble the ones before); with no long call before it, a call
+    /// shorter than the deadline keeps its loop.
+    @Test func aLoopThatJustMadeALongCallHandsTheNextOffSooner() throws {
+        let running = try RunningGroup(handOffAfterNanoseconds: 100_000_000)
+        let loop = running.group.loops[0]
+        let group = running.group
+        let handOffs = try running.onLoop { () async -> [Int] in
+            _ = await loop.blocking { usleep(30_000) }
+            let afterShort = group.handOffs
+            _ = await loop.blocking { usleep(150_000) }
+            let afterLong = group.handOffs
+            _ = await loop.blocking { usleep(30_000) }
+            return [afterShort, afterLong, group.handOffs]
+        }
+        #expect(handOffs == [0, 1, 2])
+        running.finish()
+    }
+}
