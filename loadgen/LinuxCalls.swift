@@ -13,6 +13,11 @@ func c_sched_setaffinity(_ pid: Int32, _ size: Int, _ mask: UnsafeRawPointer) ->
 @_silgen_name("sched_getaffinity")
 func c_sched_getaffinity(_ pid: Int32, _ size: Int, _ mask: UnsafeMutableRawPointer) -> Int32
 
+/// pipe2(2): a pipe that is close-on-exec (O_CLOEXEC) from the start, with no moment in which a
+/// child started by another thread inherits it.
+@_silgen_name("pipe2")
+func c_pipe2(_ fds: UnsafeMutablePointer<Int32>, _ flags: Int32) -> Int32
+
 /// CLOCK_MONOTONIC in nanoseconds: the one clock the engine and its timestamps use.
 @inline(__always)
 func monotonicNanoseconds() -> UInt64 {

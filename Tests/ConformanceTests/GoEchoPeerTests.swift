@@ -134,7 +134,7 @@ final class GoEcho: @unchecked Sendable {
 
     /// A port the kernel just handed out and nobody holds; go-echo binds it a moment later.
     private static func freePort() throws -> UInt16 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw ConformanceFailure("socket(): \(errno)") }
         defer { close(fd) }
         var address = sockaddr_in()

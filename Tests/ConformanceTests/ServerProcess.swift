@@ -79,9 +79,12 @@ final class ServerProcess: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         try process.run()
         // The readers get descriptors of their own: the pipes' FileHandles close theirs whenever
-        // they are freed, which may be before a reader has seen the end.
-        stdout = OutputLines(reading: dup(outPipe.fileHandleForReading.fileDescriptor), threadName: "test-stdout")
-        stderr = OutputLines(reading: dup(errPipe.fileHandleForReading.fileDescriptor), threadName: "test-stderr")
+        // they are freed, which may be before a reader has seen the end. Close-on-exec, as dup's
+        // are not: a child that loadgen's ChildProcess starts in this process keeps every other.
+        let outFD = fcntl(outPipe.fileHandleForReading.fileDescriptor, F_DUPFD_CLOEXEC, 0)
+        let errFD = fcntl(errPipe.fileHandleForReading.fileDescriptor, F_DUPFD_CLOEXEC, 0)
+        stdout = OutputLines(reading: outFD, threadName: "test-stdout")
+        stderr = OutputLines(reading: errFD, threadName: "test-stderr")
     }
 
     /// Starts the server and waits for its readiness line.

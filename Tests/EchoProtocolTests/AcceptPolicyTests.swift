@@ -12,7 +12,7 @@ struct AcceptPolicyTests {
     static func listener(nonBlocking: Bool, queued: Int) throws -> (listener: Int32, clients: [Int32]) {
         let listener = try Listener.open(host: "127.0.0.1", port: 0, backlog: 16, nonBlocking: nonBlocking)[0]
         let address = try #require(Listener.boundAddress(of: listener))
-        let clients = (0..<queued).map { _ in socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0) }
+        let clients = (0..<queued).map { _ in socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         for client in clients { #expect(address.withSockaddr { connect(client, $0, $1) } == 0) }
         usleep(50_000)  // the handshakes complete in the kernel
         return (listener, clients)

@@ -65,7 +65,7 @@ final class TestEchoServer: @unchecked Sendable {
             statsFD = -1
         }
         var fds: [Int32] = [0, 0]
-        precondition(pipe(&fds) == 0)
+        precondition(c_pipe2(&fds, O_CLOEXEC) == 0)
         wake = fds
         thread = try PosixThread(name: "test-echo") { [self] in serve() }
     }

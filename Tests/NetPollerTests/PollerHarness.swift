@@ -88,7 +88,7 @@ struct SocketPair {
 
     init(sendBuffer: Int32? = nil) throws {
         var fds: [Int32] = [0, 0]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &fds) == 0 else {
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
             throw HarnessFailure("socketpair: \(String(cString: strerror(errno)))")
         }
         near = fds[0]

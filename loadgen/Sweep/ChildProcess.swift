@@ -35,13 +35,13 @@ final class ChildProcess: @unchecked Sendable {
     init(executable: String, arguments: [String]) throws(SweepFailure) {
         var stdoutPipe: [Int32] = [-1, -1]
         var stderrPipe: [Int32] = [-1, -1]
-        guard pipe(&stdoutPipe) == 0 else { throw SweepFailure("pipe: \(errnoDescription(errno))") }
-        guard pipe(&stderrPipe) == 0 else {
+        // Close-on-exec from the start: our ends must not leak into this or any other child (another
+        // thread may start one at any moment; a copy of a write end would hold our reader open).
+        guard c_pipe2(&stdoutPipe, O_CLOEXEC) == 0 else { throw SweepFailure("pipe: \(errnoDescription(errno))") }
+        guard c_pipe2(&stderrPipe, O_CLOEXEC) == 0 else {
             stdoutPipe.forEach { close($0) }
             throw SweepFailure("pipe: \(errnoDescription(errno))")
         }
-        // Our ends must not leak into this or any later child.
-        for fd in stdoutPipe + stderrPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
