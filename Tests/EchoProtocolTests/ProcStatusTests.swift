@@ -42,16 +42,22 @@ struct ProcStatusTests {
         #expect(status.threads >= 1)
     }
 
+    /// Other suites open and close descriptors in this process meanwhile, a hundred at a time (a
+    /// conformance check's clients): the count, read both ways, must rise by the 20 opened here,
+    /// give or take what they did, in one of five tries.
     @Test func countsOpenDescriptors() throws {
-        let before = try #require(openFileDescriptorCount())
-        var pipes = [[Int32]](repeating: [-1, -1], count: 10)
-        for index in pipes.indices { #expect(pipe(&pipes[index]) == 0) }
-        defer { for fds in pipes { close(fds[0]); close(fds[1]) } }
-        // Other tests run alongside and open sockets too: a bound, not an equality.
-        for count in [openFileDescriptorCount(), openFileDescriptorCount(pid: getpid())] {
-            let count = try #require(count)
-            #expect(count >= before + 20 && count <= before + 20 + 64)
+        var tries: [String] = []
+        for _ in 0..<5 {
+            let before = try #require(openFileDescriptorCount())
+            var pipes = [[Int32]](repeating: [-1, -1], count: 10)
+            for index in pipes.indices { #expect(pipe(&pipes[index]) == 0) }
+            let counts = [openFileDescriptorCount(), openFileDescriptorCount(pid: getpid())].map { $0 ?? -1 }
+            for fd in pipes.joined() where fd >= 0 { close(fd) }
+            if counts.allSatisfy({ $0 >= before + 20 && $0 <= before + 20 + 64 }) { return }
+            tries.append("\(before) before, \(counts) with 20 more")
+            usleep(50_000)
         }
+        Issue.record("the count did not rise by 20 in five tries: \(tries.joined(separator: "; "))")
     }
 
     @Test func sumsContextSwitchesOverThreads() throws {
