@@ -24,6 +24,9 @@ struct ConnectionState: OptionSet {
     static let offloaded = ConnectionState(rawValue: 1 << 7)
     /// Its recv ended with ENOBUFS; it waits in the loop's list for buffers to come back.
     static let starved = ConnectionState(rawValue: 1 << 8)
+    /// Its multishot recv's latest completion said bytes were still queued; if no completion for
+    /// them follows in the same pass, the recv is re-armed (see `rearmWhereBytesWereLeft`).
+    static let bytesLeft = ConnectionState(rawValue: 1 << 9)
 }
 
 /// One connection: 32 bytes in the loop's table, no allocation of its own unless a send was partial.

@@ -53,10 +53,17 @@ extension RingLoop {
             if hasBuffer { giveBack(buffer) }  // for a connection that is gone
             return
         }
-        if flags & UInt32(CURING_CQE_F_MORE) == 0 {
-            connection.pointee.state.subtract([.recvArmed, .recvCancelled])
-        }
         let result = completion.res
+        if flags & UInt32(CURING_CQE_F_MORE) == 0 {
+            connection.pointee.state.subtract([.recvArmed, .recvCancelled, .bytesLeft])
+        } else if result > 0 && flags & UInt32(CURING_CQE_F_SOCK_NONEMPTY) != 0 {
+            if !connection.pointee.state.contains(.bytesLeft) {
+                connection.pointee.state.insert(.bytesLeft)
+                leftBytes.append((fd, connection.pointee.generation))
+            }
+        } else {
+            connection.pointee.state.remove(.bytesLeft)
+        }
         if result > 0 && hasBuffer {
             received += Int(result)
             if connection.pointee.state.contains(.closing) {
@@ -192,18 +199,42 @@ extension RingLoop {
         if !pending { resumeReading(fd, connection) }
     }
 
+    /// A multishot recv that stops short with bytes still queued reads on at once, in the same
+    /// pass of the kernel's task work, so their completion is normally in the queue beside the
+    /// first. Not always: Linux stops a read at the urgent mark (MSG_OOB) once it has copied
+    /// something, and the retry that would step over the mark comes back with EAGAIN when a signal
+    /// is pending on the reading thread (tcp_recvmsg gives up at the mark then); a stop and
+    /// continue (SIGSTOP, SIGCONT) made it happen here. The request then waits for a wake-up that
+    /// no further byte brings, and the connection stalls with its bytes queued. So, once the
+    /// completion queue is drained, a connection whose latest completion still says "bytes left"
+    /// has its recv cancelled, and armed again once its send is done; a new recv reads at once.
+    /// (A false alarm, after the kernel's cap on back-to-back reads, costs one re-arm.)
+    func rearmWhereBytesWereLeft() {
+        guard !leftBytes.isEmpty else { return }
+        forEachStill(.bytesLeft, in: leftBytes) { fd, connection in stopReading(fd, connection) }
+        leftBytes.removeAll(keepingCapacity: true)
+    }
+
     /// Connections whose recv ran out of buffers, armed again as many as buffers came back.
     func rearmStarved() {
         guard !starved.isEmpty, freeBuffers > 0 else { return }
         let count = min(freeBuffers, starved.count)
         let batch = starved.prefix(count)
         starved.removeFirst(count)
-        for (fd, generation) in batch {
-            guard let connection = connections.live(fd, generation: generation),
-                connection.pointee.state.contains(.starved)
+        forEachStill(.starved, in: batch) { fd, connection in settle(fd, connection) }
+    }
+
+    /// The connections of a waiting list that are still open and still marked `mark` (a list
+    /// entry outlives a close, or a mark cleared since), each with the mark taken off.
+    func forEachStill(
+        _ mark: ConnectionState, in list: some Sequence<(fd: Int32, generation: UInt32)>,
+        _ body: (Int32, UnsafeMutablePointer<Connection>) -> Void
+    ) {
+        for (fd, generation) in list {
+            guard let connection = connections.live(fd, generation: generation), connection.pointee.state.contains(mark)
             else { continue }
-            connection.pointee.state.remove(.starved)
-            settle(fd, connection)
+            connection.pointee.state.remove(mark)
+            body(fd, connection)
         }
     }
 

@@ -58,6 +58,8 @@ final class RingLoop: @unchecked Sendable {
     var freeBuffers: Int
     /// Connections whose recv ended with ENOBUFS, re-armed as buffers come back.
     var starved: [(fd: Int32, generation: UInt32)] = []
+    /// Connections whose multishot recv left bytes in the socket this pass (`.bytesLeft`).
+    var leftBytes: [(fd: Int32, generation: UInt32)] = []
 
     /// Bytes echoed since the last publication to `counters` (once per loop pass).
     var received = 0
@@ -117,11 +119,16 @@ final class RingLoop: @unchecked Sendable {
             // A bounded number of batches per pass: without DEFER_TASKRUN the kernel posts
             // completions whenever this thread returns from any syscall, so "until the queue is
             // empty" could last forever and starve the submissions (a cancel, a send) it waits on.
+            var drained = false
             for _ in 0..<Self.batchesPerPass {
                 let count = Int(curing_reap(ring, completions, UInt32(Self.reapBatch)))
                 for slot in 0..<count { handle(completions[slot]) }
-                if count < Self.reapBatch { break }
+                if count < Self.reapBatch {
+                    drained = true
+                    break
+                }
             }
+            if drained { rearmWhereBytesWereLeft() }
             rearmStarved()
             publishTally()
         }

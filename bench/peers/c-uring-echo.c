@@ -11,8 +11,11 @@
 // returns to the ring when the send completes. A full socket (short send, EAGAIN) or a message
 // arriving while a send is in flight: the bytes are copied into the connection's backlog, the
 // buffer goes back, the recv is cancelled and not armed again until the backlog is sent (those
-// sends wait in the kernel). ENOBUFS: the connection is re-armed when buffers come back. An fd is
-// closed only once none of its requests is in the kernel; user_data carries a generation.
+// sends wait in the kernel). ENOBUFS: the connection is re-armed when buffers come back. A recv
+// whose completion says bytes were left in the socket (IORING_CQE_F_SOCK_NONEMPTY) with none
+// following by the end of the pass is cancelled and armed again (urgent data can leave it
+// waiting). An fd is closed only once none of its requests is in the kernel; user_data carries a
+// generation.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,7 +40,7 @@
 enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CANCEL };
 enum {
     OPEN = 1 << 0, RECV_ARMED = 1 << 1, RECV_CANCELLED = 1 << 2, SEND_IN_FLIGHT = 1 << 3, SEND_FROM_RING = 1 << 4,
-    END_OF_STREAM = 1 << 5, CLOSING = 1 << 6, STARVED = 1 << 7,
+    END_OF_STREAM = 1 << 5, CLOSING = 1 << 6, STARVED = 1 << 7, BYTES_LEFT = 1 << 8,
 };
 
 struct connection {
@@ -55,6 +58,10 @@ static char *buffers;
 static struct connection *connections;
 static int listener, free_buffers = BUFFERS;
 static int *starved, starved_count;
+// Connections whose multishot recv said bytes were left in the socket (echo-uring's
+// rearmWhereBytesWereLeft: at the urgent mark the kernel's retry can give up and wait for a
+// wake-up that never comes); re-armed once the completion queue is drained.
+static int *left, left_count, left_capacity;
 
 static uint64_t user_data(enum op op, int fd, uint32_t generation) {
     return (uint64_t)op << 56 | (uint64_t)(generation & 0xFFFFFF) << 32 | (uint32_t)fd;
@@ -164,7 +171,16 @@ static void received(struct io_uring_cqe *cqe, int fd, uint32_t generation) {
         if (has_buffer) give_back(bid);
         return;
     }
-    if (!(cqe->flags & IORING_CQE_F_MORE)) c->state &= ~(RECV_ARMED | RECV_CANCELLED);
+    if (!(cqe->flags & IORING_CQE_F_MORE)) {
+        c->state &= ~(RECV_ARMED | RECV_CANCELLED | BYTES_LEFT);
+    } else if (cqe->res > 0 && (cqe->flags & IORING_CQE_F_SOCK_NONEMPTY)) {
+        if (!(c->state & BYTES_LEFT) && left_count < left_capacity) {
+            left[left_count++] = fd;
+            c->state |= BYTES_LEFT;
+        }
+    } else {
+        c->state &= ~BYTES_LEFT;
+    }
     if (cqe->res > 0 && has_buffer) {
         char *bytes = buffers + (size_t)bid * BUFFER_SIZE;
         if (c->state & CLOSING) {
@@ -244,6 +260,8 @@ int main(int argc, char **argv) {
     setrlimit(RLIMIT_NOFILE, &limit);
     connections = calloc(limit.rlim_cur, sizeof *connections);
     starved = calloc(2 * limit.rlim_cur, sizeof *starved);  // an fd closed while starved may come back
+    left_capacity = (int)limit.rlim_cur;
+    left = calloc(limit.rlim_cur, sizeof *left);
 
     struct io_uring_params params = {0};
     params.flags = IORING_SETUP_CQSIZE;
@@ -295,6 +313,13 @@ int main(int argc, char **argv) {
             }
         }
         io_uring_cq_advance(&ring, count);
+        for (int i = 0; i < left_count; i++) {
+            struct connection *c = &connections[left[i]];
+            if (!(c->state & BYTES_LEFT)) continue;
+            c->state &= ~BYTES_LEFT;
+            stop_reading(left[i], c);  // its final completion re-arms it (settle)
+        }
+        left_count = 0;
         // Out of buffers: re-arm as many starved connections as buffers came back.
         int rearm = starved_count < free_buffers ? starved_count : free_buffers;
         for (int i = 0; i < rearm; i++) {

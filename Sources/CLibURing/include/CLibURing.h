@@ -29,6 +29,7 @@ enum {
 enum {
     CURING_CQE_F_BUFFER = 1u << 0,  // the upper 16 bits of flags are the provided buffer's id
     CURING_CQE_F_MORE = 1u << 1,    // a multishot request stays armed and will post more
+    CURING_CQE_F_SOCK_NONEMPTY = 1u << 2,  // after a recv, bytes were still queued in the socket
     CURING_CQE_BUFFER_SHIFT = 16,
 };
 
