@@ -206,6 +206,16 @@ enum Conformance {
             "\(what): \(actual.count) B back for \(expected.count) B sent, first difference at byte \(index)")
     }
 
+    /// Waits until a new connection to `server` echoes a byte (each try connects, sends and reads
+    /// within 2 s), up to `timeout` seconds: how a test sees a server serve again after a shortage.
+    static func waitForANewConnectionToEcho(_ server: ServerProcess, _ when: String, timeout: Double) throws {
+        try waitFor("a new connection to echo \(when)", timeout: timeout) {
+            let socket = try TestSocket(connectingTo: server.address, timeout: 2)
+            try socket.send([42])
+            return socket.readOutcome() == .data(1)
+        }
+    }
+
     /// Polls `condition` every 20 ms until it holds or `timeout` seconds pass.
     static func waitFor(_ what: String, timeout: Double, _ condition: () throws -> Bool) throws {
         let deadline = Date().addingTimeInterval(timeout)

@@ -45,12 +45,7 @@ extension Conformance {
         served[1..<21].forEach { $0.closeNow() }
         beyond.forEach { $0.closeNow() }
         latecomers.forEach { $0.closeNow() }
-        try waitFor("a new connection to echo once descriptors are free", timeout: 10) {
-            let socket = try TestSocket(connectingTo: server.address)
-            socket.setTimeout(1)
-            try socket.send([42])
-            return socket.readOutcome() == .data(1)
-        }
+        try waitForANewConnectionToEcho(server, "once descriptors are free", timeout: 10)
         try expectEcho(on: served[29], "an established connection after the overload")
     }
 

@@ -95,11 +95,7 @@ struct ThreadsTests {
 
         // A served connection that closes frees its stack; the next connection gets a thread.
         served.removeFirst().closeNow()
-        try Conformance.waitFor("a new connection to echo once a thread has ended", timeout: 5) {
-            let socket = try TestSocket(connectingTo: server.address, timeout: 2)
-            try socket.send([8])
-            return socket.readOutcome() == .data(1)
-        }
+        try Conformance.waitForANewConnectionToEcho(server, "once a thread has ended", timeout: 5)
         for socket in served { try expectEcho(on: socket, "a connection served throughout") }
     }
 
@@ -119,11 +115,7 @@ struct ThreadsTests {
         for socket in sockets { try expectEcho(on: socket, "an established connection") }
         sockets.suffix(10).forEach { $0.closeNow() }
         sockets.removeLast(10)
-        try Conformance.waitFor("a new connection to echo once descriptors are free", timeout: 5) {
-            let socket = try TestSocket(connectingTo: server.address, timeout: 2)
-            try socket.send([6])
-            return socket.readOutcome() == .data(1)
-        }
+        try Conformance.waitForANewConnectionToEcho(server, "once descriptors are free", timeout: 5)
     }
 
     /// Out of descriptors, the acceptor waits (poll) for a queued client before it gives up its
