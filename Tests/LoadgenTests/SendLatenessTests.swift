@@ -25,9 +25,12 @@ struct SendLatenessTests {
         // One entry per message sent in the measured window: 2,000/s × 0.6 s.
         #expect(lateness.count >= 1000 && lateness.count <= 1260, "\(lateness.count) sends recorded")
         #expect(open.sendLatenessHistogram?.totalCount == UInt64(lateness.count))
-        // A message is sent before it comes back: lateness never exceeds latency.
+        // A message is sent before it comes back, so lateness is part of its latency. Only the
+        // middle is compared: the two are counted over different messages at the window's end (a
+        // send made late in the window is counted, its answer after the window is not), so when the
+        // client thread is stalled there by a loaded machine the largest lateness can exceed the
+        // largest latency (266 ms against 55 ms once).
         #expect(lateness.p50 <= open.latencyMicroseconds.p50, "\(Report.table(open))")
-        #expect(lateness.max <= open.latencyMicroseconds.max + 1, "\(Report.table(open))")
         #expect(Report.table(open).contains("lateness     p50 "))
         let json = Report.jsonText(open)
         #expect(json.contains("\"sendLatenessMicroseconds\""))
