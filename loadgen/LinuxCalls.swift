@@ -3,15 +3,12 @@ import Glibc
 #endif
 import EchoProtocol
 
-
-// epoll and eventfd come from NetPoller, the package's one binding; the GNU scheduler calls, which
-// Glibc's module map also leaves out, are declared here. Every argument is an Int32 or a pointer.
+// epoll and eventfd come from NetPoller, the package's one binding, and the affinity mask from
+// EchoProtocol's CPUList; sched_setaffinity, which Glibc's module map also leaves out, is declared
+// here. Every argument is an Int32 or a pointer.
 
 @_silgen_name("sched_setaffinity")
 func c_sched_setaffinity(_ pid: Int32, _ size: Int, _ mask: UnsafeRawPointer) -> Int32
-
-@_silgen_name("sched_getaffinity")
-func c_sched_getaffinity(_ pid: Int32, _ size: Int, _ mask: UnsafeMutableRawPointer) -> Int32
 
 /// pipe2(2): a pipe that is close-on-exec (O_CLOEXEC) from the start, with no moment in which a
 /// child started by another thread inherits it.
@@ -47,16 +44,6 @@ func setAffinity(thread tid: Int32, to cpus: [Int]) -> Bool {
             words[cpu / UInt.bitWidth] |= 1 << UInt(cpu % UInt.bitWidth)
         }
         return c_sched_setaffinity(tid, bytes.count, bytes.baseAddress!) == 0
-    }
-}
-
-/// The CPUs the calling thread may run on (its affinity mask); nil if the kernel would not say.
-func currentAffinity() -> [Int]? {
-    var set = cpu_set_t()
-    return withUnsafeMutableBytes(of: &set) { bytes in
-        guard c_sched_getaffinity(0, bytes.count, bytes.baseAddress!) == 0 else { return nil }
-        let words = bytes.bindMemory(to: UInt.self)
-        return (0..<words.count * UInt.bitWidth).filter { words[$0 / UInt.bitWidth] & (1 << UInt($0 % UInt.bitWidth)) != 0 }
     }
 }
 

@@ -44,6 +44,6 @@ struct Provenance: Codable, Sendable, Equatable {
             loadgen: loadgenVersion, gitCommit: BuildVersion.gitCommit, commandLine: CommandLine.arguments,
             host: field(names.nodename), cpuModel: cpuModel,
             kernel: "\(field(names.sysname)) \(field(names.release)) \(field(names.machine))",
-            cpusAllowed: currentAffinity() ?? [], pid: getpid(), madeAt: Self.madeAtNow())
+            cpusAllowed: CPUList.affinity() ?? [], pid: getpid(), madeAt: Self.madeAtNow())
     }
 }

@@ -234,16 +234,19 @@ public enum CPUList {
     /// The CPUs this process may run on: the affinity mask (`taskset`), or every online CPU if the
     /// kernel will not say.
     public static func allowed() -> [Int] {
+        if let cpus = affinity(), !cpus.isEmpty { return cpus }
+        return Array(0..<max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }
+
+    /// The calling thread's affinity mask (`taskset`, `sched_setaffinity`) as CPU numbers; nil if the
+    /// kernel would not say. The one home of `sched_getaffinity` in the package.
+    public static func affinity() -> [Int]? {
         var set = cpu_set_t()
-        let cpus: [Int]? = withUnsafeMutableBytes(of: &set) { bytes in
-            guard units_sched_getaffinity(0, bytes.count, bytes.baseAddress!) == 0 else {
-                return nil
-            }
+        return withUnsafeMutableBytes(of: &set) { bytes in
+            guard units_sched_getaffinity(0, bytes.count, bytes.baseAddress!) == 0 else { return nil }
             let words = bytes.bindMemory(to: UInt.self)
             return (0..<words.count * UInt.bitWidth).filter { words[$0 / UInt.bitWidth] & (1 << UInt($0 % UInt.bitWidth)) != 0 }
         }
-        if let cpus, !cpus.isEmpty { return cpus }
-        return Array(0..<max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     }
 
     /// `[0, 1, 2, 5]` → `0-2,5`.

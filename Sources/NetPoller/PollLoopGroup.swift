@@ -34,17 +34,6 @@ public final class PollLoopGroup: Sendable {
     /// Loops handed from a thread stuck in a blocking call to another thread so far.
     public var handOffs: Int { monitor.handOffs.load(ordering: .relaxed) }
 
-    /// How many loops to run by default: the CPUs this process may run on (its affinity mask), as Go
-    /// sizes GOMAXPROCS, so `taskset -c 0` means one loop.
-    public static var defaultCount: Int {
-        var set = cpu_set_t()
-        let count = withUnsafeMutableBytes(of: &set) { bytes -> Int in
-            guard c_sched_getaffinity(0, bytes.count, bytes.baseAddress!) == 0 else { return 0 }
-            return bytes.reduce(0) { $0 + $1.nonzeroBitCount }
-        }
-        return max(count, 1)
-    }
-
     /// Starts every loop but loop 0 on a thread of its own; then `run()` runs loop 0 on the calling
     /// thread. Separate, so that a server can fail with one line before anything runs.
     public func startOtherLoops() throws(PosixThread.StartError) -> [PosixThread] {
@@ -70,5 +59,3 @@ public final class PollLoopGroup: Sendable {
     }
 }
 
-@_silgen_name("sched_getaffinity")
-private func c_sched_getaffinity(_ pid: Int32, _ size: Int, _ mask: UnsafeMutableRawPointer) -> Int32

@@ -113,7 +113,7 @@ struct EchoTasks: ParsableCommand {
         //    thread exists, so every later thread inherits the blocked SIGINT/SIGTERM.
         let runtime = ServerRuntime.start(variant: "tasks", options: server)
         // 2. The listeners and the loops, before any task: a bind error is one line and exit 1.
-        let count = loops ?? PollLoopGroup.defaultCount
+        let count = loops ?? CPUList.allowed().count  // as Go sizes GOMAXPROCS: `taskset -c 0` means one loop
         let listeners = runtime.orExit {
             try Listener.open(
                 host: server.host, port: server.port, backlog: server.backlog, count: count, nonBlocking: true)

@@ -61,7 +61,7 @@ struct CPUSet: Codable, Sendable, Equatable, CustomStringConvertible {
     /// The CPUs the calling thread may run on (its affinity mask), which is what can be split between
     /// server and client; falls back to the online count.
     static func available() -> CPUSet {
-        if let cpus = currentAffinity(), !cpus.isEmpty { return CPUSet(cpus) }
+        if let cpus = CPUList.affinity(), !cpus.isEmpty { return CPUSet(cpus) }
         return CPUSet(Array(0..<max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
     }
 
