@@ -15,11 +15,11 @@ import Synchronization
 /// that thread (`retake`) and gives it to a spare thread (`handoffp`), which goes on running it
 /// where the first one stopped. When the call returns, its thread finds the loop gone, sends its
 /// task back to the loop through the loop's inbox, and becomes a spare itself (Go's `exitsyscall`
-/// slow path). A call that ends before the deadline costs a clock read and two atomic operations.
+/// slow path). A call that ends before the deadline costs two clock reads and three atomic operations.
 ///
 /// Unlike Go's sysmon, which polls on a tick that backs off from 20 µs to 10 ms while nothing
 /// happens, this one is told: entering a call wakes it if it dozes, and it then sleeps exactly
-/// until that call's deadline. So a call is handed off within tens of microseconds of starting,
+/// until that call's deadline (`deadline(after:)`). So a call is handed off at its deadline,
 /// however long the monitor had been idle. Being told costs the calling thread a wake-up and the
 /// monitor a look per call, which is waste when calls keep ending in time; then it backs off as
 /// Go's does (`BackOff`).
@@ -91,10 +91,13 @@ public final class LoopMonitor: @unchecked Sendable {
     private let processTimerSlack: UInt
     /// A marked call longer than this is handed off.
     let handOffAfterNanoseconds: UInt64
+    /// The deadline after a long call: Go's 20 µs, or the full one if that is shorter.
+    let afterLongCallNanoseconds: UInt64
 
     init(loops: [PollLoop], handOffAfterNanoseconds: UInt64, warn: @escaping @Sendable (String) -> Void) {
         self.loops = loops
         self.handOffAfterNanoseconds = handOffAfterNanoseconds
+        afterLongCallNanoseconds = min(Self.quickHandOffAfterNanoseconds, handOffAfterNanoseconds)
         self.warn = warn
         let slack = c_prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0)
         processTimerSlack = slack > 0 ? UInt(slack) : 50_000
@@ -191,7 +194,7 @@ public final class LoopMonitor: @unchecked Sendable {
     }
 
     private func watch() {
-        // The deadlines are tens of microseconds; the default timer slack (50 µs) would triple them.
+        // The deadlines are 20-200 µs; the default timer slack (50 µs) would stretch them by a lot.
         _ = c_prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)
         var lastProgress = loops.map { _ in (count: UInt(0), since: PollLoop.now()) }
         var lastWarning: UInt64 = 0
@@ -243,8 +246,7 @@ public final class LoopMonitor: @unchecked Sendable {
     /// How long a call may last before its loop is handed off, given how long the loop's previous
     /// call lasted.
     func deadline(after previousCall: UInt64) -> UInt64 {
-        previousCall > handOffAfterNanoseconds
-            ? min(Self.quickHandOffAfterNanoseconds, handOffAfterNanoseconds) : handOffAfterNanoseconds
+        previousCall > handOffAfterNanoseconds ? afterLongCallNanoseconds : handOffAfterNanoseconds
     }
 
     /// When the monitor stops following each call's deadline. Go's sysmon looks every 20 µs and,

@@ -7,11 +7,12 @@ import Glibc
 /// - One epoll registration for the descriptor's whole life, edge-triggered for input, urgent data
 ///   and output at once (`EPOLLIN|EPOLLPRI|EPOLLOUT|EPOLLRDHUP|EPOLLET`), so nothing is ever re-armed
 ///   or modified.
-/// - Two readiness bits. Edge-triggered epoll reports a *change*, so the bits remember it: `readable`
-///   is true from an input event (or registration) until a syscall says EAGAIN; likewise `writable`.
-///   They are private: a caller whose syscall said EAGAIN calls `waitAfterEAGAIN(_:)`, which clears
-///   the bit and parks in one step (Go's `netpollblock`), so no caller can clear one and forget to
-///   wait, or wait on a bit it never cleared.
+/// - One readiness bit, for input. Edge-triggered epoll reports a *change*, so the bit remembers it:
+///   `readable` is true from an input event (or registration) until a syscall says EAGAIN or a short
+///   read shows the socket drained, and a read that starts while it is false parks first. It is
+///   private: a caller whose syscall said EAGAIN calls `waitAfterEAGAIN(_:)`, which clears it and
+///   parks in one step (Go's `netpollblock`), so no caller can clear it and forget to wait. Output
+///   needs no bit: a write is always tried first and parks only on its own EAGAIN.
 /// - At most one waiting reader and one waiting writer, each an `UnsafeContinuation` of a parked task.
 /// - `token`, the generation tag and the fd, which epoll hands back with each event: an event meant
 ///   for a descriptor that has since been closed, its number reused, no longer matches (Go's `fdseq`).
@@ -29,8 +30,6 @@ public final class PollDescriptor: @unchecked Sendable {
     /// True from an input event (or registration, so the first read is tried at once) until the
     /// descriptor says EAGAIN, or a short read shows it drained.
     private(set) var readable = true
-    /// True from an output event (or registration) until a write says EAGAIN.
-    private(set) var writable = true
     /// The peer shut down its side, or the socket failed: final, never cleared. After it, a short
     /// read is no proof of "drained" (the end of stream may be queued behind the bytes just read, and
     /// no event will say so again), so reads go on until they see it.
@@ -75,10 +74,7 @@ public final class PollDescriptor: @unchecked Sendable {
     /// delivers events only between jobs, so none can have come since the syscall, and none is lost.
     @inline(__always)
     public func waitAfterEAGAIN(_ direction: Direction) async throws {
-        switch direction {
-        case .read: readable = false
-        case .write: writable = false
-        }
+        if direction == .read { readable = false }
         try await park(direction)
     }
 
@@ -125,7 +121,6 @@ public final class PollDescriptor: @unchecked Sendable {
             resume(.read, with: nil)
         }
         if flags & (Epoll.output | Epoll.hangUp | Epoll.error) != 0 {
-            writable = true
             resume(.write, with: nil)
         }
     }

@@ -28,13 +28,21 @@ public struct PollTimer: Sendable {
         guard c_timerfd_settime(descriptor.fd, 0, &setting, nil) == 0 else {
             throw SocketError(code: errno, operation: "timerfd_settime")
         }
+        try await waitForExpiry()
+    }
+
+    /// Reads the timer's expiry count, parking until it fires.
+    func waitForExpiry() async throws {
         var expirations: UInt64 = 0
-        while Glibc.read(descriptor.fd, &expirations, 8) != 8 {
-            switch errno {
+        while true {
+            let count = Glibc.read(descriptor.fd, &expirations, 8)
+            if count == 8 { return }
+            let code = count < 0 ? errno : EIO  // a timerfd reads 8 bytes or fails; anything else is not one
+            switch code {
             case EAGAIN:  // not expired yet: wait for the timer's event
                 try await descriptor.waitAfterEAGAIN(.read)
             case EINTR: continue
-            case let code: throw SocketError(code: code, operation: "read timerfd")  // parking would never end
+            default: throw SocketError(code: code, operation: "read timerfd")  // parking would never end
             }
         }
     }
@@ -43,13 +51,14 @@ public struct PollTimer: Sendable {
         descriptor.close()
     }
 
-    /// For tests: puts another file (/dev/null) behind the timer's descriptor number, as a bug that
-    /// lost track of it would, so every timerfd call on it fails; `close()` still closes it once.
+    /// For tests: puts another file (/dev/null, write-only) behind the timer's descriptor number, as
+    /// a bug that lost track of it would, so every timerfd call and every read on it fails;
+    /// `close()` still closes it once.
     /// (Closing it behind the registration's back instead would free the number for any thread of
     /// the process to take, and this timer's calls, and its close, would then act on that thread's
     /// descriptor.)
     func breakDescriptor() {
-        let null = Glibc.open("/dev/null", O_RDONLY | O_CLOEXEC)
+        let null = Glibc.open("/dev/null", O_WRONLY | O_CLOEXEC)
         guard null >= 0 else { return }
         _ = dup2(null, descriptor.fd)  // the number is the timer's own: nothing of anyone else is closed
         _ = fcntl(descriptor.fd, F_SETFD, FD_CLOEXEC)

@@ -10,7 +10,8 @@ import Glibc
 /// What a loop holds of the process ends with it.
 @Suite(.serialized) struct LoopLifetimeTests {
     /// A loop that was run, stopped and dropped is freed (its deinit closes its epoll descriptor
-    /// and eventfd), and so are a group's loops and monitor: nothing keeps them in a cycle.
+    /// and eventfd), and so are a group's loops and monitor: nothing keeps them in a cycle (the
+    /// loops' link to their monitor is weak; a strong one would keep the group alive).
     /// (Weak references rather than a count of open descriptors: other suites open and close
     /// descriptors in parallel.)
     @Test func endedLoopsAreFreed() throws {
@@ -38,22 +39,29 @@ import Glibc
     }
 
     /// A timer whose descriptor fails (here: another file put behind its number) throws instead of
-    /// parking forever.
+    /// parking forever: when it is set, and when it is read after being set.
     @Test func timerWithABrokenDescriptorThrows() throws {
         let running = try RunningLoop()
         defer { running.finish() }
-        let outcome = try running.onLoop { () async -> String in
+        let outcomes = try running.onLoop { () async -> [String] in
             let timer = try! PollTimer(on: running.loop)
             defer { timer.close() }
             timer.breakDescriptor()
+            var outcomes: [String] = []
             do {
                 try await timer.sleep(nanoseconds: 1_000_000)
-                return "slept"
+                outcomes.append("slept")
             } catch {
-                return "\(error)"
+                outcomes.append("\(error)")
             }
+            do {
+                try await timer.waitForExpiry()
+                outcomes.append("expired")
+            } catch {
+                outcomes.append("\(error)")
+            }
+            return outcomes
         }
-        #expect(outcome == "timerfd_settime: Invalid argument", "\(outcome)")
+        #expect(outcomes == ["timerfd_settime: Invalid argument", "read timerfd: Bad file descriptor"], "\(outcomes)")
     }
-
 }
