@@ -19,8 +19,8 @@ public struct MessageCost: Sendable {
     public let blockEvery: Int
 
     public init(work: Duration?, block: Duration?, blockEvery: Int) {
-        workNanoseconds = work.map(Self.nanoseconds) ?? 0
-        blockNanoseconds = block.map(Self.nanoseconds) ?? 0
+        workNanoseconds = work.map(DurationText.nanoseconds) ?? 0
+        blockNanoseconds = block.map(DurationText.nanoseconds) ?? 0
         self.blockEvery = max(blockEvery, 1)
     }
 
@@ -67,11 +67,6 @@ public struct MessageCost: Sendable {
         while nanosleep(&request, &remaining) == -1 && errno == EINTR { request = remaining }
     }
 
-
-    private static func nanoseconds(_ duration: Duration) -> UInt64 {
-        let (seconds, attoseconds) = duration.components
-        return UInt64(max(0, seconds)) * 1_000_000_000 + UInt64(max(0, attoseconds) / 1_000_000_000)
-    }
 
     @inline(__always)
     private static func now() -> UInt64 {

@@ -86,10 +86,15 @@ public enum DurationText {
         return .nanoseconds(Int64(nanoseconds))
     }
 
+    /// Whole nanoseconds of `duration` (0 for a negative one), for the clock and the kernel.
+    public static func nanoseconds(_ duration: Duration) -> UInt64 {
+        let (seconds, attoseconds) = duration.components
+        return UInt64(max(0, seconds)) * 1_000_000_000 + UInt64(max(0, attoseconds) / 1_000_000_000)
+    }
+
     /// The shortest exact spelling, for messages and tables: `2m`, `10s`, `500ms`, `250us`, `100ns`.
     public static func describe(_ duration: Duration) -> String {
-        let (seconds, attoseconds) = duration.components
-        let ns = max(0, seconds) * 1_000_000_000 + max(0, attoseconds) / 1_000_000_000
+        let ns = nanoseconds(duration)
         if ns > 0 && ns % 60_000_000_000 == 0 { return "\(ns / 60_000_000_000)m" }
         if ns % 1_000_000_000 == 0 { return "\(ns / 1_000_000_000)s" }
         if ns % 1_000_000 == 0 { return "\(ns / 1_000_000)ms" }

@@ -121,7 +121,7 @@ struct EchoTasks: ParsableCommand {
         let group = runtime.orExit {
             try PollLoopGroup(
                 count: count, scratchBytes: server.bufferSize, shortReadDrains: !readUntilEagain,
-                handOffAfterNanoseconds: handoffAfter.map { UInt64($0.components.seconds) * 1_000_000_000 + UInt64($0.components.attoseconds / 1_000_000_000) } ?? LoopMonitor.defaultHandOffAfterNanoseconds,
+                handOffAfterNanoseconds: handoffAfter.map(DurationText.nanoseconds) ?? LoopMonitor.defaultHandOffAfterNanoseconds,
                 warn: { Lifecycle.warn("echo-tasks: \($0)") })
         }
         let tallies = group.loops.map { _ in LocalTally.allocate() }
