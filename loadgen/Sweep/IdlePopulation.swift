@@ -113,9 +113,7 @@ final class IdlePopulation {
             return nil
         }
         if let source {
-            // IP_BIND_ADDRESS_NO_PORT: choose the port at connect(), where only the 4-tuple must be unique.
-            Listener.setOption(fd, Int32(IPPROTO_IP), 24, 1)
-            guard source.withSockaddr({ bind(fd, $0, $1) }) == 0 else {
+            guard ClientSocket.bind(fd, to: source) else {
                 fail(connect: "bind to \(source.host): \(errnoDescription(errno))")
                 close(fd)
                 return nil

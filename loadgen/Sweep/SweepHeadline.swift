@@ -28,12 +28,7 @@ struct SweepHeadline: Equatable {
             let steps = results.steps.filter { Self.key($0) == key }
             guard let largest = steps.filter({ $0.completedIdle != nil }).map(\.connections).max() else { return nil }
             let atLargest = steps.filter { $0.connections == largest }
-            func median(_ figure: (SweepStep) -> Double?) -> Double? {
-                let values = atLargest.compactMap(figure).filter(\.isFinite).sorted()
-                guard !values.isEmpty else { return nil }
-                let middle = values.count / 2
-                return values.count % 2 == 1 ? values[middle] : (values[middle - 1] + values[middle]) / 2
-            }
+            func median(_ figure: (SweepStep) -> Double?) -> Double? { Spread(atLargest.compactMap(figure))?.median }
             return SweepHeadline(
                 server: key, connections: largest,
                 rssSlopeKiB: median { $0.completedIdle?.rssSlopeKiBPerConnection },
