@@ -37,8 +37,8 @@ public final class ServerRuntime: Sendable {
         Lifecycle.prepare()
         let counters = ServerCounters()
         let startedAt = ContinuousClock.now
-        // The stats port is opened before the echo port: its failure must say it is the stats port,
-        // or `--host 10.1.2.3 --port 7100` would read as a failure of port 0.
+        // The stats port is opened before the echo port, and its failure says it is the stats port
+        // (its address, on loopback unless --stats-host, is in the error), not the echo port.
         let address = orExit(tool: "echo-\(variant)") {
             do {
                 return try StatsEndpoint.start(host: options.statsListenHost, port: options.statsPort) {
