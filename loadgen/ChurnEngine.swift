@@ -61,7 +61,7 @@ final class ChurnEngine {
     }
 
     deinit {
-        for slot in lives.indices { finish(slot) }
+        finishAll()
         close(epollFD)
         events.deallocate()
     }

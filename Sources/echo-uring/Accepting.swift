@@ -31,15 +31,15 @@ extension RingLoop {
             if !acceptArmed && !acceptPaused { armAccept() }
             return
         }
-        switch AcceptPolicy.failure(-result) {
-        case _ where -result == ECANCELED && !running:
-            return
+        let code = -result
+        if code == ECANCELED && !running { return }  // the accept was cancelled to stop
+        switch AcceptPolicy.failure(code) {
         case .outOfDescriptors:
-            refuseQueuedConnections(-result)
+            refuseQueuedConnections(code)
         case .failedInQueue, .queueEmpty:
             break  // armed again below
         case .other:
-            warn("echo-uring: accept failed: \(errnoDescription(-result)); retrying in 0.1 s")
+            warn("echo-uring: accept failed: \(errnoDescription(code)); retrying in 0.1 s")
             pauseAccepting()
         }
         if !acceptArmed && !acceptPaused { armAccept() }
